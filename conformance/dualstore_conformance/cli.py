@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``dualstore`` command: dispatches to serve, conform, load and spec."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
+
+
+class Subcommand(Protocol):
+    """What a subcommand module provides."""
+
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+SUBCOMMANDS: dict[str, str] = {
+    "serve": "dualstore_reference.serve",
+    "conform": "dualstore_conformance.command",
+    "load": "dualstore_loadtests.command",
+    "spec": "dualstore_spec.command",
+}
+"""Subcommand name -> module with HELP, add_arguments(parser) and run(args) -> exit code."""
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="dualstore",
+        description="DualStore HTTP: spec, reference server, conformance harness, load test.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS.items():
+        module = cast(Subcommand, importlib.import_module(module_name))
+        child = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(child)
+        child.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = cast(Callable[[argparse.Namespace], int], args._run)
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"dualstore {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Delivery positions: allocate a per-collection sequence number and fence gaps with tombstones.
+
+The gap problem: numbers are taken in one order and committed in another, so a reader that
+advances to the highest visible number can skip a lower one still in flight. Here every
+stored document carries ``_seq`` under a unique index; a reader that waited long enough on a
+missing number *claims* it by inserting a tombstone with that ``_seq``. Exactly one of the
+late writer and the tombstone wins the unique index: if the tombstone wins, the writer gets
+DuplicateKeyError and retries with a new number, so no committed document is ever skipped
+and no number is delivered twice. This works the same on a standalone server and on a
+replica set, across any number of workers and instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+SEQ_FIELD = "_seq"
+TOMBSTONE_FIELD = "_tombstone"
+INGESTED_FIELD = "_ingested_at"
+COUNTERS_COLLECTION = "dualstore_counters"
+LIVE_DOCUMENTS: dict[str, Any] = {TOMBSTONE_FIELD: {"$exists": False}}
+"""Query fragment that excludes tombstones: add it to every read that serves documents."""
+
+Document = dict[str, Any]
+
+
+def tombstone_id(seq: int) -> str:
+    """The _id of the tombstone for seq (outside the API id alphabet, never served)."""
+    return f"~seq:{seq}"
+
+
+async def allocate(counters: AsyncCollection[Document], collection: str, count: int = 1) -> int:
+    """Take count consecutive numbers for collection; return the first."""
+    result = await counters.find_one_and_update(
+        {"_id": collection},
+        {"$inc": {"seq": count}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert result is not None  # upsert with AFTER always returns the document
+    return int(result["seq"]) - count + 1
+
+
+async def head(counters: AsyncCollection[Document], collection: str) -> int:
+    """The highest number allocated so far for collection (0 when none)."""
+    found = await counters.find_one({"_id": collection})
+    return int(found["seq"]) if found else 0
+
+
+def _is_seq_conflict(error: DuplicateKeyError) -> bool:
+    details = error.details or {}
+    key_pattern = details.get("keyPattern") or {}
+    if key_pattern:
+        return SEQ_FIELD in key_pattern
+    return SEQ_FIELD in str(details.get("errmsg", error))
+
+
+async def fence(documents: AsyncCollection[Document], seq: int) -> bool:
+    """Claim seq with a tombstone. True if claimed; False if a document already holds it."""
+    try:
+        await documents.insert_one(
+            {
+                "_id": tombstone_id(seq),
+                SEQ_FIELD: seq,
+                TOMBSTONE_FIELD: True,
+                INGESTED_FIELD: dt.datetime.now(dt.UTC),
+            }
+        )
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def insert_sequenced(
+    documents: AsyncCollection[Document],
+    counters: AsyncCollection[Document],
+    document: Document,
+    max_attempts: int = 20,
+) -> int:
+    """Insert document with a fresh ``_seq``; retry when a reader fenced the number.
+
+    Any other DuplicateKeyError (same _id, same idempotency key) releases the number with
+    a tombstone, so readers need not wait for it, and is re-raised.
+    """
+    for _ in range(max_attempts):
+        seq = await allocate(counters, documents.name)
+        try:
+            await documents.insert_one({**document, SEQ_FIELD: seq})
+        except DuplicateKeyError as error:
+            if _is_seq_conflict(error):
+                continue
+            await fence(documents, seq)
+            raise
+        return seq
+    raise RuntimeError(f"could not sequence a document after {max_attempts} attempts")
+
+
+async def adopt_unsequenced(
+    documents: AsyncCollection[Document],
+    counters: AsyncCollection[Document],
+    batch: int = 500,
+) -> int:
+    """Give a ``_seq`` to documents written without one (older producers). Returns how many."""
+    adopted = 0
+    cursor = documents.find({SEQ_FIELD: {"$exists": False}}, {"_id": 1}).limit(batch)
+    async for found in cursor:
+        while True:
+            seq = await allocate(counters, documents.name)
+            try:
+                result = await documents.update_one(
+                    {"_id": found["_id"], SEQ_FIELD: {"$exists": False}},
+                    {"$set": {SEQ_FIELD: seq}},
+                )
+            except DuplicateKeyError:
+                continue  # fenced meanwhile: take another number
+            if result.modified_count == 0:
+                await fence(documents, seq)  # someone else adopted it: release the number
+            else:
+                adopted += 1
+            break
+    return adopted
+
+
+async def ensure_indexes(documents: AsyncCollection[Document]) -> None:
+    """The unique index on ``_seq`` that makes fencing work."""
+    await documents.create_index(
+        SEQ_FIELD,
+        unique=True,
+        name="seq_unique",
+        partialFilterExpression={SEQ_FIELD: {"$exists": True}},
+    )

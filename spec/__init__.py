@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The DualStore HTTP specification files, installed as the package ``dualstore_spec``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPEC_DIR: Path = Path(__file__).resolve().parent
+"""Folder holding openapi.yaml, sse-contract.yaml, filter.schema.json, rules.yaml."""
+
+OPENAPI_FILE = "openapi.yaml"
+SSE_CONTRACT_FILE = "sse-contract.yaml"
+FILTER_SCHEMA_FILE = "filter.schema.json"
+RULES_FILE = "rules.yaml"
+META_SCHEMA_DIR = "meta-schemas"
+
+
+def path(name: str = "") -> Path:
+    """Absolute path of a spec file (or of the spec folder with no name)."""
+    return SPEC_DIR / name if name else SPEC_DIR
+
+
+def _load(name: str) -> Any:
+    text = (SPEC_DIR / name).read_text(encoding="utf-8")
+    return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+
+
+@functools.cache
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document (parsed, read-only by convention)."""
+    result: dict[str, Any] = _load(OPENAPI_FILE)
+    return result
+
+
+@functools.cache
+def sse_contract() -> dict[str, Any]:
+    """The SSE contract (parsed)."""
+    result: dict[str, Any] = _load(SSE_CONTRACT_FILE)
+    return result
+
+
+@functools.cache
+def filter_schema() -> dict[str, Any]:
+    """The JSON Schema of the decoded filter language."""
+    result: dict[str, Any] = _load(FILTER_SCHEMA_FILE)
+    return result
+
+
+@functools.cache
+def rules() -> list[dict[str, Any]]:
+    """Every normative rule: dicts with id, level, statement, section."""
+    result: list[dict[str, Any]] = _load(RULES_FILE)["rules"]
+    return result
+
+
+@functools.cache
+def rules_by_id() -> dict[str, dict[str, Any]]:
+    """Rules keyed by their stable ID."""
+    return {rule["id"]: rule for rule in rules()}
+
+
+def meta_schema(name: str) -> dict[str, Any]:
+    """A meta-schema from spec/meta-schemas/ by file name."""
+    result: dict[str, Any] = _load(f"{META_SCHEMA_DIR}/{name}")
+    return result
+
+
+def version() -> str:
+    """The spec version (info.version of the OpenAPI document)."""
+    return str(openapi()["info"]["version"])
