@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Checks keyed by ID: the ``@check`` decorator, the context a check runs with, and failures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dualstore_conformance.model import Failure, Level
+
+if TYPE_CHECKING:
+    from dualstore_conformance.context import CheckContext
+
+CheckFunction = Callable[["CheckContext"], Awaitable[None]]
+
+
+class CheckFailed(Exception):
+    """Raised by a check to report a conformance failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.title)
+        self.failure = failure
+
+
+class CheckSkipped(Exception):
+    """Raised by a check that does not apply to this target (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A registered check: one behaviour, citing the rules it proves."""
+
+    id: str
+    title: str
+    level: Level
+    rules: tuple[str, ...]
+    function: CheckFunction
+    timeout_s: float = 30.0
+    """Budget before multiplying by --timeout-multiplier."""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    exclusive: bool = False
+    """Run alone (e.g. the per-IP stream cap, which other checks' streams would disturb)."""
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(
+    id: str,
+    title: str,
+    rules: list[str],
+    level: Level = Level.MUST,
+    timeout_s: float = 30.0,
+    tags: tuple[str, ...] = (),
+    exclusive: bool = False,
+) -> Callable[[CheckFunction], CheckFunction]:
+    """Register an async check function under id."""
+
+    def register(function: CheckFunction) -> CheckFunction:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate check id {id}")
+        REGISTRY[id] = CheckSpec(
+            id=id,
+            title=title,
+            level=level,
+            rules=tuple(rules),
+            function=function,
+            timeout_s=timeout_s,
+            tags=tags,
+            exclusive=exclusive,
+        )
+        return function
+
+    return register
+
+
+def load_all() -> dict[str, CheckSpec]:
+    """Import every module of dualstore_conformance.checks so they register; return REGISTRY."""
+    import importlib
+    import pkgutil
+
+    from dualstore_conformance import checks
+
+    for module in pkgutil.iter_modules(checks.__path__):
+        importlib.import_module(f"{checks.__name__}.{module.name}")
+    return REGISTRY
