@@ -1,0 +1,486 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One hnswlib index per collection, derived from MongoDB, caught up by ``_seq``, saved atomically.
+
+MongoDB is the source of truth; the index is derived state labelled by each document's
+``_seq``. ``catch_up`` reads every document with a ``_seq`` above the *watermark* (the
+highest number below which everything is indexed or known to be a tombstone). A number
+that is missing while higher ones are visible is a writer still in flight: documents above
+it are indexed at once and remembered as *resolved*, so they are not added twice, and the
+watermark moves past the hole when the document arrives, or when a reader fences it with a
+tombstone (see ``store.sequence``; this index fences holes older than ``gap_timeout``).
+``search`` catches up first, so a document whose POST has returned on any worker or
+instance is found (read-your-writes).
+
+hnswlib's rules are kept with one ``asyncio.Lock`` per index: ``add_items``,
+``knn_query``, ``get_items`` and ``resize_index`` never overlap, and each runs in a thread
+(``asyncio.to_thread``) while the lock is held.
+
+Persistence (``<DATA_DIR>/index/<collection>/``): ``index-<token>.bin`` and ``meta.json``
+(embedder name, dimension, space, count, watermark, resolved numbers, file checksum, and the
+``_id`` of the newest indexed document to notice a database that was replaced). Saving
+writes a new index file, then replaces ``meta.json`` by rename: the meta is the commit
+point, so a reader sees the old snapshot or the new one, never half of one. An exclusive
+``fcntl`` lock on ``.lock`` serialises savers of several worker processes (each worker
+keeps its own in-memory index; every snapshot is self-consistent, the last one wins). A
+missing, corrupt (checksum), or mismatched (embedder, dimension, space, database) snapshot is
+rebuilt from MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hnswlib
+import numpy as np
+from pymongo.asynchronous.collection import AsyncCollection
+
+from dualstore_reference.search.embedders import Embedder, Vectors
+from dualstore_reference.store import sequence
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+LOCK_FILE = ".lock"
+META_FORMAT = 1
+SPACES = ("cosine", "ip", "l2")
+EXACT_SCORING_LIMIT = 4096
+"""Filtered searches over at most this many allowed documents are scored exactly."""
+BATCH = 1000
+"""Documents read and embedded per step of a catch-up."""
+MISSING_QUERY_LIMIT = 1000
+"""Above this many holes, catch-up reads everything above the watermark instead of listing them."""
+
+
+class VectorIndex:
+    """The vector index of one collection in one worker process."""
+
+    def __init__(
+        self,
+        documents: AsyncCollection[dict[str, Any]],
+        embedder: Embedder,
+        directory: Path,
+        space: str = "cosine",
+        *,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        initial_capacity: int = 1024,
+        gap_timeout: float | None = 5.0,
+    ) -> None:
+        if space not in SPACES:
+            raise ValueError(f"unknown vector space {space!r}: use one of {', '.join(SPACES)}")
+        self.documents = documents
+        self.embedder = embedder
+        self.directory = Path(directory)
+        self.space = space
+        self.m = m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.initial_capacity = max(16, initial_capacity)
+        self.gap_timeout = gap_timeout
+        self._lock = asyncio.Lock()  # hnswlib calls
+        self._catchup_lock = asyncio.Lock()  # one catch-up at a time
+        self._runs_started = 0
+        self._index: Any = None
+        self._labels: set[int] = set()
+        self._watermark = 0
+        self._resolved: set[int] = set()  # numbers above the watermark already handled
+        self._missing_since: dict[int, float] = {}
+        self._head_id: Any = None
+        self._head_seq = 0
+        self._dirty = False
+
+    # -- state -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def watermark(self) -> int:
+        """Every ``_seq`` up to this one is indexed or known not to be a live document."""
+        return self._watermark
+
+    @property
+    def dirty(self) -> bool:
+        """True when documents were added since the last save or load."""
+        return self._dirty
+
+    def __contains__(self, seq: object) -> bool:
+        return seq in self._labels
+
+    def _new_index(self, capacity: int) -> Any:
+        index = hnswlib.Index(space=self.space, dim=self.embedder.dim)
+        index.init_index(
+            max_elements=capacity, ef_construction=self.ef_construction, M=self.m, random_seed=100
+        )
+        index.set_ef(self.ef_search)
+        return index
+
+    def _reset(self) -> None:
+        self._index = self._new_index(self.initial_capacity)
+        self._labels = set()
+        self._watermark = 0
+        self._resolved = set()
+        self._missing_since = {}
+        self._head_id = None
+        self._head_seq = 0
+        self._dirty = True
+
+    # -- open / persistence ------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the persisted snapshot (or start empty when unusable), then catch up."""
+        try:
+            loaded = await asyncio.to_thread(self._load)
+        except Exception as error:  # anything unreadable means: rebuild from MongoDB
+            log.warning("vector index in %s unusable, rebuilding: %s", self.directory, error)
+            loaded = False
+        if loaded and not await self._same_database():
+            log.warning("vector index in %s belongs to other data, rebuilding", self.directory)
+            loaded = False
+        if not loaded:
+            async with self._lock:
+                self._reset()
+        added = await self.catch_up()
+        log.info(
+            "vector index %s: %d documents (%d added on open)", self.directory, len(self), added
+        )
+
+    def _load(self) -> bool:
+        meta_path = self.directory / META_FILE
+        if not meta_path.exists():
+            return False
+        with self._file_lock(shared=True):
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            expected = {
+                "format": META_FORMAT,
+                "embedder": self.embedder.name,
+                "dim": self.embedder.dim,
+                "space": self.space,
+            }
+            for key, value in expected.items():
+                if meta.get(key) != value:
+                    raise ValueError(f"{key} is {meta.get(key)!r}, expected {value!r}")
+            index_path = self.directory / str(meta["index_file"])
+            if Path(meta["index_file"]).name != meta["index_file"]:
+                raise ValueError("index_file must be a plain file name")
+            data = index_path.read_bytes()
+            if len(data) != int(meta["size"]) or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+                raise ValueError(f"{index_path.name} does not match its checksum")
+            count = int(meta["count"])
+            capacity = max(self.initial_capacity, int(meta.get("capacity", 0)), count)
+            index = hnswlib.Index(space=self.space, dim=self.embedder.dim)
+            index.load_index(str(index_path), max_elements=capacity)
+        index.set_ef(self.ef_search)  # ef is not saved in the file
+        labels = {int(label) for label in index.get_ids_list()}
+        if len(labels) != count or index.get_current_count() != count:
+            raise ValueError(f"index holds {len(labels)} vectors, meta says {count}")
+        self._index = index
+        self._labels = labels
+        self._watermark = int(meta["watermark"])
+        self._resolved = {int(seq) for seq in meta.get("resolved", [])}
+        self._missing_since = {}
+        self._head_id = meta.get("head_id")
+        self._head_seq = int(meta.get("head_seq", 0))
+        self._dirty = False
+        return True
+
+    async def _same_database(self) -> bool:
+        """Whether the newest indexed document is still in the collection under the same number."""
+        if self._head_seq == 0:
+            return self._watermark == 0 and not self._labels
+        found = await self.documents.find_one({sequence.SEQ_FIELD: self._head_seq}, {"_id": 1})
+        return found is not None and str(found["_id"]) == str(self._head_id)
+
+    @contextlib.contextmanager
+    def _file_lock(self, shared: bool) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / LOCK_FILE, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def save(self) -> None:
+        """Write a snapshot atomically (new index file, then ``meta.json`` replaced by rename)."""
+        async with self._lock:
+            if self._index is None:
+                return
+            await asyncio.to_thread(self._save)
+            self._dirty = False
+
+    def _save(self) -> None:
+        with self._file_lock(shared=False):
+            token = f"{os.getpid()}-{secrets.token_hex(6)}"
+            index_name = f"index-{token}.bin"
+            index_path = self.directory / index_name
+            self._index.save_index(str(index_path))
+            data = index_path.read_bytes()
+            meta = {
+                "format": META_FORMAT,
+                "embedder": self.embedder.name,
+                "dim": self.embedder.dim,
+                "space": self.space,
+                "count": len(self._labels),
+                "capacity": int(self._index.get_max_elements()),
+                "watermark": self._watermark,
+                "resolved": sorted(self._resolved),
+                "head_seq": self._head_seq,
+                "head_id": None if self._head_id is None else str(self._head_id),
+                "index_file": index_name,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            }
+            with open(index_path, "rb") as handle:
+                os.fsync(handle.fileno())
+            temporary = self.directory / f"{META_FILE}.{token}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(meta, handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.directory / META_FILE)
+            for old in self.directory.glob("index-*.bin"):
+                if old.name != index_name:
+                    old.unlink(missing_ok=True)
+            for old in self.directory.glob(f"{META_FILE}.*.tmp"):
+                old.unlink(missing_ok=True)
+
+    # -- catch-up ----------------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Index every live document whose ``_seq`` is not indexed yet; return how many were added.
+
+        Concurrent callers share a run: a caller returns once a run that *started after it
+        was called* has finished, so what was committed before the call is indexed.
+        """
+        arrived = self._runs_started
+        async with self._catchup_lock:
+            if self._runs_started > arrived:
+                return 0  # a whole run started after this call, and has finished
+            self._runs_started += 1
+            if self._index is None:
+                async with self._lock:
+                    self._reset()
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        added = 0
+        while True:
+            batch = await self._read_batch()
+            if not batch:
+                break
+            added += await self._apply(batch)
+            if len(batch) < BATCH:
+                break
+        await self._fence_old_holes()
+        return added
+
+    async def _read_batch(self) -> list[dict[str, Any]]:
+        """Up to BATCH documents (and tombstones) with numbers not yet handled, in order."""
+        top = max(self._resolved, default=self._watermark)
+        missing = self._missing_numbers(top)
+        projection = {sequence.SEQ_FIELD: 1, "text": 1, sequence.TOMBSTONE_FIELD: 1}
+        if len(missing) <= MISSING_QUERY_LIMIT:
+            query: dict[str, Any] = {
+                "$or": [
+                    {sequence.SEQ_FIELD: {"$in": missing}},
+                    {sequence.SEQ_FIELD: {"$gt": top}},
+                ]
+            }
+            if not missing:
+                query = {sequence.SEQ_FIELD: {"$gt": top}}
+        else:
+            query = {sequence.SEQ_FIELD: {"$gt": self._watermark}}
+        found: list[dict[str, Any]] = []
+        cursor = self.documents.find(query, projection).sort(sequence.SEQ_FIELD, 1)
+        async for document in cursor:
+            seq = document.get(sequence.SEQ_FIELD)
+            if not isinstance(seq, int | float) or isinstance(seq, bool):
+                continue
+            seq = int(seq)
+            if seq <= self._watermark or seq in self._resolved:
+                continue
+            document[sequence.SEQ_FIELD] = seq
+            found.append(document)
+            if len(found) >= BATCH:
+                break
+        await cursor.close()
+        return found
+
+    def _missing_numbers(self, top: int) -> list[int]:
+        """Holes between the watermark and top, at most MISSING_QUERY_LIMIT + 1 of them."""
+        holes: list[int] = []
+        for number in range(self._watermark + 1, top):
+            if number not in self._resolved:
+                holes.append(number)
+                if len(holes) > MISSING_QUERY_LIMIT:
+                    break
+        return holes
+
+    async def _apply(self, batch: list[dict[str, Any]]) -> int:
+        live = [doc for doc in batch if not doc.get(sequence.TOMBSTONE_FIELD)]
+        texts = [_text_of(doc) for doc in live]
+        vectors: Vectors = await asyncio.to_thread(self.embedder.embed, texts)
+        seqs = [doc[sequence.SEQ_FIELD] for doc in live]
+        async with self._lock:
+            if seqs:
+                await asyncio.to_thread(self._add, vectors, seqs)
+                self._labels.update(seqs)
+                self._dirty = True
+                newest = max(live, key=lambda doc: doc[sequence.SEQ_FIELD])
+                if newest[sequence.SEQ_FIELD] > self._head_seq:
+                    self._head_seq = newest[sequence.SEQ_FIELD]
+                    self._head_id = newest.get("_id")
+            self._resolved.update(doc[sequence.SEQ_FIELD] for doc in batch)
+            self._advance()
+            self._dirty = True
+        return len(seqs)
+
+    def _add(self, vectors: Vectors, seqs: list[int]) -> None:
+        needed = self._index.get_current_count() + len(seqs)
+        capacity = int(self._index.get_max_elements())
+        if needed > capacity:
+            while capacity < needed:
+                capacity *= 2
+            self._index.resize_index(capacity)
+        self._index.add_items(vectors, np.asarray(seqs, dtype=np.uint64))
+
+    def _advance(self) -> None:
+        while self._watermark + 1 in self._resolved:
+            self._watermark += 1
+            self._resolved.discard(self._watermark)
+            self._missing_since.pop(self._watermark, None)
+
+    async def _fence_old_holes(self) -> None:
+        """Claim holes older than gap_timeout with tombstones, so the watermark can move."""
+        top = max(self._resolved, default=self._watermark)
+        if top <= self._watermark:
+            self._missing_since.clear()
+            return
+        now = time.monotonic()
+        holes = self._missing_numbers(top)[:MISSING_QUERY_LIMIT]
+        current = set(holes)
+        for seq in list(self._missing_since):
+            if seq not in current:
+                del self._missing_since[seq]
+        for seq in holes:
+            self._missing_since.setdefault(seq, now)
+        if self.gap_timeout is None:
+            return
+        expired = [
+            seq for seq, since in self._missing_since.items() if now - since >= self.gap_timeout
+        ]
+        if not expired:
+            return
+        for seq in expired:
+            await sequence.fence(self.documents, seq)  # False: a document won; read it next run
+            self._missing_since.pop(seq, None)
+        await self._catch_up_after_fence()
+
+    async def _catch_up_after_fence(self) -> None:
+        batch = await self._read_batch()
+        if batch:
+            await self._apply(batch)
+
+    # -- search ------------------------------------------------------------------------
+
+    async def search(
+        self, q: str, k: int, allowed_seqs: set[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """The k best documents for q as ``(seq, score)``, best first; score = cosine similarity.
+
+        With ``allowed_seqs`` (the documents matching a filter) only those are candidates,
+        and k results are returned whenever at least k of them are indexed.
+        """
+        if k <= 0:
+            return []
+        await self.catch_up()
+        query: Vectors = await asyncio.to_thread(self.embedder.embed, [q])
+        async with self._lock:
+            if allowed_seqs is None:
+                if not self._labels:
+                    return []
+                return await asyncio.to_thread(self._search_all, query, min(k, len(self._labels)))
+            allowed = [seq for seq in allowed_seqs if seq in self._labels]
+            if not allowed:
+                return []
+            if len(allowed) <= EXACT_SCORING_LIMIT:
+                return await asyncio.to_thread(self._exact, query, allowed, k)
+            return await asyncio.to_thread(self._search_filtered, query, allowed, k)
+
+    def _score(self, distances: Any) -> list[float]:
+        values = np.asarray(distances, dtype=np.float64)
+        if self.space == "l2":  # squared L2 of unit vectors = 2 - 2 cos
+            return [float(v) for v in 1.0 - values / 2.0]
+        return [float(v) for v in 1.0 - values]
+
+    def _knn(
+        self, query: Vectors, k: int, accept: Callable[[int], bool] | None
+    ) -> list[tuple[int, float]]:
+        self._index.set_ef(max(self.ef_search, k))
+        if accept is None:
+            labels, distances = self._index.knn_query(query, k=k)
+        else:
+            labels, distances = self._index.knn_query(query, k=k, filter=accept, num_threads=1)
+        return list(zip((int(x) for x in labels[0]), self._score(distances[0]), strict=True))
+
+    def _search_all(self, query: Vectors, k: int) -> list[tuple[int, float]]:
+        try:
+            return self._knn(query, k, None)
+        except RuntimeError:  # the graph could not produce k results: score exactly
+            return self._exact(query, list(self._labels), k)
+
+    def _search_filtered(
+        self, query: Vectors, allowed: list[int], k: int
+    ) -> list[tuple[int, float]]:
+        wanted = min(k, len(allowed))
+        accepted = set(allowed)
+        try:
+            found = self._knn(query, wanted, accepted.__contains__)
+        except RuntimeError:
+            found = []
+        if len(found) >= wanted:
+            return found
+        return self._exact(query, allowed, k)
+
+    def _exact(self, query: Vectors, seqs: list[int], k: int) -> list[tuple[int, float]]:
+        """Brute-force cosine similarity over the stored vectors of seqs (in chunks)."""
+        target = query[0].astype(np.float32)
+        norm = float(np.linalg.norm(target))
+        if norm > 0:
+            target = target / norm
+        ordered = sorted(seqs)
+        scored: list[tuple[int, float]] = []
+        for start in range(0, len(ordered), EXACT_SCORING_LIMIT):
+            chunk = ordered[start : start + EXACT_SCORING_LIMIT]
+            vectors = np.asarray(self._index.get_items(chunk), dtype=np.float32)
+            norms = np.linalg.norm(vectors, axis=1)
+            norms[norms == 0] = 1.0
+            scores = (vectors @ target) / norms
+            scored.extend(zip(chunk, (float(s) for s in scores), strict=True))
+            if len(scored) > 4 * k:
+                scored.sort(key=lambda item: (-item[1], item[0]))
+                del scored[k:]
+        scored.sort(key=lambda item: (-item[1], item[0]))
+        return scored[:k]
+
+
+def _text_of(document: dict[str, Any]) -> str:
+    text = document.get("text")
+    if text is None:
+        return ""
+    return text if isinstance(text, str) else str(text)
