@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fan-out of one tailer's contiguous run of documents to many bounded subscriber queues."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Document = dict[str, Any]
+Predicate = Callable[[Document], bool]
+Listener = Callable[[int, Document], None]
+
+log = logging.getLogger(__name__)
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended: the client overflowed its queue, left, or the server stops."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One subscriber's bounded queue of ``(seq, document)`` items after ``start``.
+
+    A bounded deque plus an ``asyncio.Event`` rather than an ``asyncio.Queue``: closing must
+    wake a consumer blocked on an empty queue, and a full queue must close (not block the
+    publisher), neither of which ``asyncio.Queue`` offers without an extra task per wait.
+    """
+
+    start: int
+    """The hub's watermark when the subscription was made: every item has seq > start."""
+    maxsize: int
+    predicate: Predicate | None = None
+    closed_reason: str | None = None
+    _items: collections.deque[tuple[int, Document]] = field(default_factory=collections.deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def closed(self) -> bool:
+        """True once closed (queued items may still be drained when the reason is overflow)."""
+        return self.closed_reason is not None
+
+    @property
+    def overflowed(self) -> bool:
+        """True when the subscriber fell more than ``maxsize`` items behind."""
+        return self.closed_reason == "overflow"
+
+    def offer(self, seq: int, document: Document) -> None:
+        """Enqueue an item (publisher side); close with reason "overflow" when full."""
+        if self.closed_reason is not None:
+            return
+        if self.predicate is not None and not self.predicate(document):
+            return
+        if len(self._items) >= self.maxsize:
+            self.close("overflow")
+            return
+        self._items.append((seq, document))
+        self._ready.set()
+
+    def close(self, reason: str) -> None:
+        """Close the subscription and wake its consumer."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        self._ready.set()
+
+    def pending(self) -> int:
+        """How many items are queued."""
+        return len(self._items)
+
+    def get_nowait(self) -> tuple[int, Document] | None:
+        """The next queued item, or None when the queue is empty."""
+        return self._items.popleft() if self._items else None
+
+    async def get(self, timeout: float) -> tuple[int, Document] | None:
+        """The next item; None after timeout seconds without one.
+
+        Queued items are returned before the subscription reports being closed when the
+        reason is overflow (they are contiguous); any other reason ends it at once.
+        Raises SubscriptionClosed when nothing more will come.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.closed_reason is not None and self.closed_reason != "overflow":
+                raise SubscriptionClosed(self.closed_reason)
+            if self._items:
+                return self._items.popleft()
+            if self.closed_reason is not None:
+                raise SubscriptionClosed(self.closed_reason)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            self._ready.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._ready.wait()
+            except TimeoutError:
+                return None
+
+
+class Hub:
+    """Where a collection's tailer publishes; subscribers join at the current watermark."""
+
+    def __init__(self, collection: str, queue_size: int = 1000) -> None:
+        self.collection = collection
+        self.queue_size = queue_size
+        self.watermark = 0
+        """Every sequence number <= watermark has been published (or was a tombstone)."""
+        self.ready = asyncio.Event()
+        """Set once the tailer has caught up with the stored history at least once."""
+        self._subscribers: set[Subscription] = set()
+        self._listeners: list[Listener] = []
+        self._advanced = asyncio.Event()
+        self.published = 0
+        """How many documents were published (for metrics and tests)."""
+
+    def subscribe(self, predicate: Predicate | None = None) -> Subscription:
+        """Join now: the subscription gets every matching item with seq > current watermark."""
+        subscription = Subscription(
+            start=self.watermark, maxsize=self.queue_size, predicate=predicate
+        )
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Leave (idempotent)."""
+        self._subscribers.discard(subscription)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call listener(seq, document) synchronously for every published document."""
+        self._listeners.append(listener)
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscribers)
+
+    def publish(self, seq: int, document: Document | None) -> None:
+        """Advance the watermark to seq, handing document (None = tombstone) to everyone."""
+        if seq <= self.watermark:
+            raise ValueError(f"seq {seq} is not after the watermark {self.watermark}")
+        self.watermark = seq
+        if document is not None:
+            self.published += 1
+            for subscription in list(self._subscribers):
+                subscription.offer(seq, document)
+                if subscription.overflowed:
+                    self._subscribers.discard(subscription)
+            for listener in self._listeners:
+                try:
+                    listener(seq, document)
+                except Exception:  # a listener must never stop delivery to subscribers
+                    log.exception("hub listener failed on %s seq %d", self.collection, seq)
+        self._advanced.set()
+
+    def close_all(self, reason: str) -> None:
+        """Close every subscription (server shutdown)."""
+        for subscription in list(self._subscribers):
+            subscription.close(reason)
+        self._subscribers.clear()
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """Wait until the watermark reaches seq; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.watermark < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._advanced.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._advanced.wait()
+            except TimeoutError:
+                return self.watermark >= seq
+        return True

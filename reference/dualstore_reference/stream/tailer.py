@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One gap-aware tailer per collection per worker: reads ``_seq`` order, fences holes, publishes.
+
+The tailer keeps a watermark W (every number <= W was published or was a tombstone) and
+reads ``_seq > W`` in order. A run that starts at W + 1 is published; a hole at W + 1 with
+higher numbers visible is waited on for up to ``gap_timeout`` seconds and then fenced with
+``store.sequence.fence``: a claimed number is skipped, a lost claim means the late
+document has committed and is read next. A MongoDB change stream (insert events) is used
+only as a wake-up where the server has one; otherwise, and always as a safety net, the
+tailer polls. The database work is per tailer, independent of how many clients listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure, PyMongoError
+
+from dualstore_reference.store import sequence
+from dualstore_reference.stream.hub import Hub
+
+Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+
+class CollectionTailer:
+    """Feeds a Hub with a collection's documents in ``_seq`` order, without gaps or repeats."""
+
+    def __init__(
+        self,
+        documents: AsyncCollection[Document],
+        counters: AsyncCollection[Document],
+        hub: Hub,
+        *,
+        gap_timeout: float = 5.0,
+        poll_interval: float = 0.2,
+        safety_interval: float = 2.0,
+        adopt_interval: float = 5.0,
+        batch: int = 500,
+        use_change_stream: bool = True,
+    ) -> None:
+        self.documents = documents
+        self.counters = counters
+        self.hub = hub
+        self.gap_timeout = gap_timeout
+        self.poll_interval = poll_interval
+        self.safety_interval = safety_interval
+        self.adopt_interval = adopt_interval
+        self.batch = batch
+        self.use_change_stream = use_change_stream
+        self.change_stream_active = False
+        """True while a change stream is feeding wake-ups (False: polling)."""
+        self.reads = 0
+        """How many ``find`` round trips the tailer made (for tests and benchmarks)."""
+        self.fenced = 0
+        """How many holes this tailer claimed with a tombstone."""
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._gap_seen_at: float | None = None
+        self._last_adopt = 0.0
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start the tailing task (and the change-stream watcher when enabled)."""
+        self._stopping = False
+        self._tasks.append(asyncio.create_task(self._run(), name=f"tailer:{self.hub.collection}"))
+        if self.use_change_stream:
+            self._tasks.append(
+                asyncio.create_task(self._watch(), name=f"tailer-watch:{self.hub.collection}")
+            )
+
+    async def stop(self) -> None:
+        """Stop the tasks."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        """Ask for a read now (e.g. after a local insert)."""
+        self._wake.set()
+
+    async def _watch(self) -> None:
+        """Set the wake-up event on every insert the change stream reports."""
+        pipeline: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}]
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                async with await self.documents.watch(
+                    pipeline, max_await_time_ms=1000
+                ) as stream:
+                    self.change_stream_active = True
+                    backoff = 1.0
+                    async for change in stream:
+                        full = change.get("fullDocument") or {}
+                        if sequence.SEQ_FIELD not in full:
+                            self._last_adopt = 0.0  # an older producer: adopt it soon
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except OperationFailure as error:
+                # Standalone servers have no change streams: poll, and ask again rarely.
+                self.change_stream_active = False
+                log.info("change stream unavailable on %s (%s): polling",
+                         self.hub.collection, error.code)
+                await asyncio.sleep(60.0)
+            except PyMongoError as error:
+                self.change_stream_active = False
+                log.warning("change stream on %s failed: %s", self.hub.collection, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                self.change_stream_active = False
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                if loop.time() - self._last_adopt >= self.adopt_interval:
+                    self._last_adopt = loop.time()
+                    await sequence.adopt_unsequenced(self.documents, self.counters)
+                more = await self.step()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as error:
+                log.warning("tailer %s: database error %s; retrying", self.hub.collection, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if more:
+                continue
+            interval = self.safety_interval if self.change_stream_active else self.poll_interval
+            if self._gap_seen_at is not None:
+                interval = min(interval, self.poll_interval)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+
+    async def step(self) -> bool:
+        """One read: publish the contiguous run after the watermark, handle a hole.
+
+        Returns True when another read should follow at once (a full batch, or progress
+        after fencing).
+        """
+        watermark = self.hub.watermark
+        cursor = self.documents.find({sequence.SEQ_FIELD: {"$gt": watermark}}).sort(
+            sequence.SEQ_FIELD, 1
+        ).limit(self.batch)
+        found = await cursor.to_list(None)
+        self.reads += 1
+        published_any = False
+        hole_before: Document | None = None
+        for document in found:
+            seq = int(document[sequence.SEQ_FIELD])
+            if seq != self.hub.watermark + 1:
+                hole_before = document
+                break
+            tombstone = bool(document.get(sequence.TOMBSTONE_FIELD))
+            self.hub.publish(seq, None if tombstone else document)
+            published_any = True
+        if hole_before is None:
+            self._gap_seen_at = None
+            if not found or len(found) < self.batch:
+                self.hub.ready.set()
+            return len(found) >= self.batch
+        # A hole at watermark + 1 while a higher number is visible.
+        now = asyncio.get_running_loop().time()
+        if published_any or self._gap_seen_at is None:
+            self._gap_seen_at = now
+        if now - self._gap_seen_at < self.gap_timeout and not self._stale(hole_before):
+            return published_any
+        missing = self.hub.watermark + 1
+        if await sequence.fence(self.documents, missing):
+            self.fenced += 1
+            log.info("tailer %s: fenced hole at %d", self.hub.collection, missing)
+        self._gap_seen_at = None
+        return True
+
+    def _stale(self, document: Document) -> bool:
+        """True when the document after the hole was stored long ago (an old, dead hole)."""
+        ingested = document.get(sequence.INGESTED_FIELD)
+        if not isinstance(ingested, dt.datetime):
+            return False
+        if ingested.tzinfo is None:
+            ingested = ingested.replace(tzinfo=dt.UTC)
+        age = (dt.datetime.now(dt.UTC) - ingested).total_seconds()
+        return age > max(self.gap_timeout * 4, 30.0)
