@@ -108,14 +108,16 @@ async def adopt_unsequenced(
 ) -> int:
     """Give a ``_seq`` to documents written without one (older producers). Returns how many."""
     adopted = 0
-    cursor = documents.find({SEQ_FIELD: {"$exists": False}}, {"_id": 1}).limit(batch)
+    cursor = documents.find({SEQ_FIELD: {"$exists": False}}, {"_id": 1, "timestamp": 1}).limit(
+        batch
+    )
     async for found in cursor:
         while True:
             seq = await allocate(counters, documents.name)
             try:
                 result = await documents.update_one(
                     {"_id": found["_id"], SEQ_FIELD: {"$exists": False}},
-                    {"$set": {SEQ_FIELD: seq}},
+                    {"$set": {SEQ_FIELD: seq, **_normalised_timestamp(found)}},
                 )
             except DuplicateKeyError:
                 continue  # fenced meanwhile: take another number
@@ -125,6 +127,29 @@ async def adopt_unsequenced(
                 adopted += 1
             break
     return adopted
+
+
+def _normalised_timestamp(found: Document) -> Document:
+    """Fields that turn a legacy timestamp (epoch ms, string, missing) into a BSON date.
+
+    Reads understand every legacy form, but sorting and filtering by ``timestamp`` need one
+    BSON type; the original value is kept in ``_legacy_timestamp``.
+    """
+    from .timestamps import to_datetime  # local: timestamps is a sibling leaf module
+
+    value = found.get("timestamp")
+    if isinstance(value, dt.datetime):
+        return {}
+    when = to_datetime(value)
+    if when is None:
+        generation = getattr(found.get("_id"), "generation_time", None)
+        when = to_datetime(generation) if generation is not None else None
+    if when is None:
+        when = dt.datetime.now(dt.UTC)
+    changes: Document = {"timestamp": when}
+    if "timestamp" in found:
+        changes["_legacy_timestamp"] = value
+    return changes
 
 
 async def ensure_indexes(documents: AsyncCollection[Document]) -> None:

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""RFC 9457 problem details (application/problem+json) for every error the server returns."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import falcon
+import falcon.asgi
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:dualstore:problem:"
+
+SLUGS: dict[str, tuple[int, str]] = {
+    "invalid-request": (400, "Invalid request"),
+    "invalid-filter": (400, "Invalid filter"),
+    "invalid-cursor": (400, "Invalid cursor"),
+    "invalid-resume-token": (400, "Invalid resume token"),
+    "invalid-json": (400, "Invalid JSON"),
+    "unauthorized": (401, "Unauthorized"),
+    "not-found": (404, "Not found"),
+    "unknown-collection": (404, "Unknown collection"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "payload-too-large": (413, "Payload too large"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "validation-failed": (422, "Validation failed"),
+    "idempotency-key-reuse": (422, "Idempotency key reused with a different body"),
+    "rate-limited": (429, "Too many requests"),
+    "too-many-streams": (429, "Too many streams"),
+    "unavailable": (503, "Service unavailable"),
+}
+"""Problem slug -> (status, title); the types docs/architecture.md lists."""
+
+_DEFAULT_SLUG_FOR_STATUS = {
+    400: "invalid-request",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+log = logging.getLogger("dualstore.problems")
+
+
+def problem_type(slug: str) -> str:
+    """The URN used as the problem ``type`` for slug."""
+    return TYPE_PREFIX + slug
+
+
+class Problem(falcon.HTTPError):
+    """An error rendered as RFC 9457 problem+json with a documented type."""
+
+    def __init__(
+        self,
+        slug: str,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        status, title = SLUGS[slug]
+        super().__init__(status, title=title, description=detail, headers=dict(headers or {}))
+        self.slug = slug
+        self.extra = dict(extra or {})
+
+    def to_dict(self, obj_type: type[dict[str, Any]] = dict) -> dict[str, Any]:
+        return problem_body(self.status_code, self.slug, self.title, self.description, self.extra)
+
+
+def problem_body(
+    status: int,
+    slug: str | None,
+    title: str | None,
+    detail: str | None,
+    extra: Mapping[str, Any] | None = None,
+    instance: str | None = None,
+) -> dict[str, Any]:
+    """The JSON object of a problem."""
+    body: dict[str, Any] = {
+        "type": problem_type(slug) if slug else "about:blank",
+        "title": title or (SLUGS[slug][1] if slug else "Error"),
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if extra:
+        body.update(extra)
+    return body
+
+
+def _slug_for(error: falcon.HTTPError) -> str | None:
+    if isinstance(error, Problem):
+        return error.slug
+    return _DEFAULT_SLUG_FOR_STATUS.get(error.status_code)
+
+
+def serialize_error(
+    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError
+) -> None:
+    """Falcon error serializer: always problem+json, whatever the client accepts."""
+    slug = _slug_for(error)
+    if isinstance(error, Problem):
+        body = error.to_dict()
+    else:
+        title = SLUGS[slug][1] if slug else (error.title or "Error")
+        detail = error.description
+        if isinstance(error, falcon.HTTPRouteNotFound) or (
+            error.status_code == 404 and not detail
+        ):
+            detail = f"No resource at {req.path}"
+        if isinstance(error, falcon.HTTPMethodNotAllowed):
+            allow = (error.headers or {}).get("Allow", "")
+            detail = f"{req.method} is not allowed here; allowed: {allow}"
+        body = problem_body(error.status_code, slug, title, detail)
+    resp.data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    resp.content_type = PROBLEM_CONTENT_TYPE
+    resp.append_header("Vary", "Accept")
+
+
+async def handle_database_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    """Database unreachable -> 503 unavailable (retryable)."""
+    log.warning("database unavailable: %s", error)
+    raise Problem(
+        "unavailable", "The database is not reachable; retry later.", headers={"Retry-After": "1"}
+    )
+
+
+async def handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    """Any other exception -> 500 problem (logged with its traceback)."""
+    if isinstance(error, falcon.HTTPError):
+        raise error
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.content_type = PROBLEM_CONTENT_TYPE
+    resp.data = json.dumps(
+        problem_body(500, None, "Internal server error", "The server failed unexpectedly.")
+    ).encode("utf-8")
+
+
+def install(app: falcon.asgi.App) -> None:
+    """Register the serializer and handlers so that every error is problem+json."""
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(
+        (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout),  # type: ignore[arg-type]  # reason: tuple form is supported by Falcon
+        handle_database_error,
+    )

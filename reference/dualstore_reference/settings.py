@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Server settings: environment variables (names in docs/architecture.md), CLI flags override."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COLLECTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+DEFAULT_COLLECTIONS = ("session_messages", "agent_tasks", "opencode_events")
+MAX_BODY_BYTES = 65536
+"""The spec's body cap (x-dualstore-limits.max_body_bytes)."""
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use (message names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is configured with; build it with :meth:`from_env`."""
+
+    host: str = "127.0.0.1"
+    port: int = 4261
+    workers: int = 2
+    auth_tokens: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    collections: tuple[str, ...] = DEFAULT_COLLECTIONS
+    mongodb_uri: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("dualstore-data"))
+    sse_heartbeat_seconds: float = 15.0
+    sse_retry_ms: int = 3000
+    stream_cap_per_ip: int = 10
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    trusted_proxies: tuple[str, ...] = ()
+    gap_timeout_seconds: float = 5.0
+    subscriber_queue_size: int = 1000
+    embedder: str = "hashing"
+    embedding_dim: int = 256
+    ui_enabled: bool = False
+    faults: tuple[str, ...] = ()
+    debug_headers: bool = False
+    """Test-only: add ``X-Dualstore-Worker: <pid>`` to responses (DUALSTORE_DEBUG_HEADERS=1)."""
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @property
+    def auth_required(self) -> bool:
+        """True when at least one bearer token is configured."""
+        return bool(self.auth_tokens)
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        """RATE_LIMIT_BURST=0 (or a rate of 0) disables rate limiting."""
+        return self.rate_limit_burst > 0 and self.rate_limit_per_second > 0
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Settings from env (default: os.environ); keyword overrides (CLI flags) win.
+
+        Overrides whose value is None are ignored, so argparse defaults of None fall
+        through to the environment.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (parse, variable) in _PARSERS.items():
+            raw = source.get(variable)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except (ValueError, TypeError) as error:
+                raise SettingsError(f"{variable}: {error}") from None
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in _FIELD_NAMES:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name] = value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings (for worker processes)."""
+        env: dict[str, str] = {}
+        for name, (_, variable) in _PARSERS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                env[variable] = ",".join(value)
+            elif isinstance(value, bool):
+                env[variable] = "1" if value else "0"
+            else:
+                env[variable] = str(value)
+        return env
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first unusable value."""
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"PORT: must be 0..65535, got {self.port}")
+        if not 1 <= self.workers <= 64:
+            raise SettingsError(f"WORKERS: must be 1..64, got {self.workers}")
+        if not self.collections:
+            raise SettingsError("COLLECTIONS: at least one collection is needed")
+        for name in self.collections:
+            if not COLLECTION_PATTERN.match(name):
+                raise SettingsError(
+                    f"COLLECTIONS: {name!r} does not match {COLLECTION_PATTERN.pattern}"
+                )
+            if name.startswith("dualstore_"):
+                raise SettingsError(f"COLLECTIONS: {name!r} uses the reserved prefix dualstore_")
+        if len(set(self.collections)) != len(self.collections):
+            raise SettingsError("COLLECTIONS: names must be unique")
+        for token in self.auth_tokens:
+            if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", token):
+                raise SettingsError("AUTH_TOKEN: tokens must be RFC 6750 token68 strings")
+        for origin in self.cors_origins:
+            if origin == "*":
+                continue
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise SettingsError(
+                    f"CORS_ORIGIN: {origin!r} is not an origin (scheme://host[:port])"
+                )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address") from None
+        _positive("SSE_HEARTBEAT_SECONDS", self.sse_heartbeat_seconds)
+        _positive("SSE_RETRY_MS", self.sse_retry_ms)
+        _positive("STREAM_CAP_PER_IP", self.stream_cap_per_ip)
+        _positive("GAP_TIMEOUT_SECONDS", self.gap_timeout_seconds)
+        _positive("SUBSCRIBER_QUEUE_SIZE", self.subscriber_queue_size)
+        _positive("EMBEDDING_DIM", self.embedding_dim)
+        if self.rate_limit_per_second < 0:
+            raise SettingsError("RATE_LIMIT_PER_SECOND: must be >= 0")
+        if self.rate_limit_burst < 0:
+            raise SettingsError("RATE_LIMIT_BURST: must be >= 0")
+        if self.mongodb_uri is not None and not self.mongodb_uri.startswith(
+            ("mongodb://", "mongodb+srv://")
+        ):
+            raise SettingsError("MONGODB_URI: must start with mongodb:// or mongodb+srv://")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated)."""
+        settings = dataclasses.replace(self, **changes)
+        settings.validate()
+        return settings
+
+
+def _positive(variable: str, value: float) -> None:
+    if value <= 0:
+        raise SettingsError(f"{variable}: must be > 0, got {value}")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {raw!r}") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"must be a finite number, got {raw!r}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be 0/1/true/false, got {raw!r}")
+
+
+_PARSERS: dict[str, tuple[Any, str]] = {
+    "host": (str, "HOST"),
+    "port": (_int, "PORT"),
+    "workers": (_int, "WORKERS"),
+    "auth_tokens": (_csv, "AUTH_TOKEN"),
+    "cors_origins": (_csv, "CORS_ORIGIN"),
+    "collections": (_csv, "COLLECTIONS"),
+    "mongodb_uri": (str, "MONGODB_URI"),
+    "data_dir": (Path, "DATA_DIR"),
+    "sse_heartbeat_seconds": (_float, "SSE_HEARTBEAT_SECONDS"),
+    "sse_retry_ms": (_int, "SSE_RETRY_MS"),
+    "stream_cap_per_ip": (_int, "STREAM_CAP_PER_IP"),
+    "rate_limit_per_second": (_float, "RATE_LIMIT_PER_SECOND"),
+    "rate_limit_burst": (_int, "RATE_LIMIT_BURST"),
+    "trusted_proxies": (_csv, "TRUSTED_PROXIES"),
+    "gap_timeout_seconds": (_float, "GAP_TIMEOUT_SECONDS"),
+    "subscriber_queue_size": (_int, "SUBSCRIBER_QUEUE_SIZE"),
+    "embedder": (str, "EMBEDDER"),
+    "embedding_dim": (_int, "EMBEDDING_DIM"),
+    "ui_enabled": (_bool, "UI_ENABLED"),
+    "faults": (_csv, "DUALSTORE_FAULTS"),
+    "debug_headers": (_bool, "DUALSTORE_DEBUG_HEADERS"),
+}
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))

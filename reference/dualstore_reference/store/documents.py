@@ -1,0 +1,245 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Document storage: insert (sequenced, idempotent), get by id, recent with keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from . import idempotency, sequence, timestamps
+
+Document = dict[str, Any]
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Ids the API can name (ours are 32 lowercase hex; legacy ObjectIds are 24 hex)."""
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+class CursorError(ValueError):
+    """A recent-page cursor that this server did not issue."""
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """The API id of the stored document and whether this call created it."""
+
+    id: str
+    created: bool
+    seq: int | None = None
+
+
+def api_id(raw: Any) -> str:
+    """The API form of a stored ``_id`` (ObjectIds of legacy documents as 24 hex)."""
+    return str(raw)
+
+
+def to_api(document: Document) -> Document:
+    """Stored document (ours or a legacy shape) -> the spec's Doc object.
+
+    Doc = {id, text, timestamp (ISO 8601 UTC, ms, ``Z``), metadata}. Internal fields are
+    never exposed. A legacy document without a usable timestamp gets the time it was
+    ingested, or its ObjectId's creation time, or the epoch.
+    """
+    when = timestamps.to_datetime(document.get("timestamp"))
+    if when is None:
+        when = timestamps.to_datetime(document.get(sequence.INGESTED_FIELD))
+    if when is None and isinstance(document.get("_id"), ObjectId):
+        when = timestamps.to_datetime(document["_id"].generation_time)
+    if when is None:
+        when = timestamps.from_epoch_ms(0)
+    text = document.get("text")
+    metadata = document.get("metadata")
+    return {
+        "id": api_id(document.get("_id")),
+        "text": text if isinstance(text, str) else ("" if text is None else str(text)),
+        "timestamp": timestamps.format_iso(when),
+        "metadata": _plain(metadata) if isinstance(metadata, dict) else {},
+    }
+
+
+def _plain(value: Any) -> Any:
+    """BSON values -> JSON values (dates as ISO strings, ObjectIds as hex)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    when = timestamps.to_datetime(value)
+    if when is not None:
+        return timestamps.format_iso(when)
+    return str(value)
+
+
+def encode_cursor(document: Document) -> str:
+    """Opaque keyset cursor after document: base64url of {"t": epoch ms, "s": _seq}."""
+    when = timestamps.to_datetime(document.get("timestamp")) or timestamps.from_epoch_ms(0)
+    payload = {"t": timestamps.to_epoch_ms(when), "s": int(document.get(sequence.SEQ_FIELD, 0))}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(epoch ms, _seq) from a cursor; CursorError when it is not one of ours."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", cursor):
+        raise CursorError("cursor must be a value returned as `next` by this endpoint")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise CursorError("cursor is not a value returned as `next` by this endpoint") from None
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"t", "s"}
+        or not all(type(payload[k]) is int for k in ("t", "s"))
+        or payload["s"] < 0
+    ):
+        raise CursorError("cursor is not a value returned as `next` by this endpoint")
+    return payload["t"], payload["s"]
+
+
+class CollectionStore:
+    """One API collection = one MongoDB collection of the same name."""
+
+    def __init__(self, database: AsyncDatabase[Document], name: str) -> None:
+        self.name = name
+        self.documents: AsyncCollection[Document] = database[name]
+        self.counters: AsyncCollection[Document] = database[sequence.COUNTERS_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes the queries need: _seq (unique), recent order, idempotency keys."""
+        await sequence.ensure_indexes(self.documents)
+        await self.documents.create_index(
+            [("timestamp", DESCENDING), (sequence.SEQ_FIELD, DESCENDING)], name="recent_order"
+        )
+        await idempotency.ensure_index(self.documents)
+        await self.documents.create_index(
+            [(sequence.SEQ_FIELD, ASCENDING), ("_id", ASCENDING)], name="seq_lookup"
+        )
+
+    async def insert(self, body: Document, idempotency_key: str | None = None) -> InsertResult:
+        """Store a validated NewDoc body; replay the earlier result for a repeated key.
+
+        Raises idempotency.KeyReuse when the key was used with a different body.
+        """
+        digest = idempotency.digest(body) if idempotency_key else None
+        if idempotency_key is not None and digest is not None:
+            earlier = await idempotency.find(self.documents, idempotency_key, digest)
+            if earlier is not None:
+                return InsertResult(id=earlier, created=False)
+        when = (
+            timestamps.parse_rfc3339(body["timestamp"])
+            if body.get("timestamp") is not None
+            else timestamps.now()
+        )
+        document: Document = {
+            "_id": uuid.uuid4().hex,
+            "text": body["text"],
+            "timestamp": when,
+            "metadata": body.get("metadata") or {},
+            sequence.INGESTED_FIELD: timestamps.now(),
+        }
+        if idempotency_key is not None and digest is not None:
+            document[idempotency.FIELD] = {"key": idempotency_key, "digest": digest}
+        try:
+            seq = await sequence.insert_sequenced(self.documents, self.counters, document)
+        except DuplicateKeyError:
+            if idempotency_key is None or digest is None:
+                raise
+            # A concurrent request with the same key won the unique index: replay it.
+            earlier = await idempotency.find(self.documents, idempotency_key, digest)
+            if earlier is None:
+                raise
+            return InsertResult(id=earlier, created=False)
+        return InsertResult(id=document["_id"], created=True, seq=seq)
+
+    async def get(self, document_id: str) -> Document | None:
+        """The stored document with this API id (indexed _id lookup), or None."""
+        if not ID_PATTERN.match(document_id):
+            return None
+        key: Any = document_id
+        if _OBJECT_ID.match(document_id):
+            key = {"$in": [document_id, ObjectId(document_id)]}
+        return await self.documents.find_one({"_id": key, **sequence.LIVE_DOCUMENTS})
+
+    async def recent(
+        self, limit: int, query: Document | None = None, cursor: str | None = None
+    ) -> tuple[list[Document], str | None]:
+        """Newest first by (timestamp, _seq); keyset pagination, stable under inserts."""
+        clauses: list[Document] = [dict(sequence.LIVE_DOCUMENTS)]
+        if query:
+            clauses.append(query)
+        if cursor:
+            millis, seq = decode_cursor(cursor)
+            when = timestamps.from_epoch_ms(millis)
+            clauses.append(
+                {
+                    "$or": [
+                        {"timestamp": {"$lt": when}},
+                        {"timestamp": when, sequence.SEQ_FIELD: {"$lt": seq}},
+                    ]
+                }
+            )
+        found = (
+            self.documents.find(clauses[0] if len(clauses) == 1 else {"$and": clauses})
+            .sort([("timestamp", DESCENDING), (sequence.SEQ_FIELD, DESCENDING)])
+            .limit(limit + 1)
+        )
+        page = [document async for document in found]
+        next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
+        return page[:limit], next_cursor
+
+    async def seqs_matching(self, query: Document) -> set[int]:
+        """The ``_seq`` of every live document matching a (translated) filter."""
+        found = self.documents.find(
+            {"$and": [query, sequence.LIVE_DOCUMENTS, {sequence.SEQ_FIELD: {"$exists": True}}]},
+            {sequence.SEQ_FIELD: 1, "_id": 0},
+        )
+        return {int(document[sequence.SEQ_FIELD]) async for document in found}
+
+    async def by_seqs(self, seqs: list[int]) -> dict[int, Document]:
+        """Live documents by ``_seq``."""
+        if not seqs:
+            return {}
+        found = self.documents.find(
+            {sequence.SEQ_FIELD: {"$in": seqs}, **sequence.LIVE_DOCUMENTS}
+        )
+        return {int(document[sequence.SEQ_FIELD]): document async for document in found}
+
+    async def adopt_legacy(self) -> int:
+        """Give legacy documents a ``_seq`` (and a BSON-date timestamp); returns how many."""
+        total = 0
+        while True:
+            adopted = await sequence.adopt_unsequenced(self.documents, self.counters)
+            total += adopted
+            if adopted == 0:
+                return total
+
+
+class Store:
+    """All configured collections of one database."""
+
+    def __init__(self, database: AsyncDatabase[Document], names: tuple[str, ...]) -> None:
+        self.database = database
+        self.collections = {name: CollectionStore(database, name) for name in names}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.collections
+
+    def __getitem__(self, name: str) -> CollectionStore:
+        return self.collections[name]
+
+    async def ensure_indexes(self) -> None:
+        """Create every collection's indexes (idempotent; safe from several workers)."""
+        for collection in self.collections.values():
+            await collection.ensure_indexes()
