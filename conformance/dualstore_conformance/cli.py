@@ -41,11 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
-        module = cast(Subcommand, importlib.import_module(module_name))
+        try:
+            module = cast(Subcommand, importlib.import_module(module_name))
+        except ImportError as error:
+            # one broken or missing subcommand must not take the others down
+            child = sub.add_parser(name, help=f"(unavailable: {error})")
+            child.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            child.set_defaults(_run=_unavailable(name, error))
+            continue
         child = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(child)
         child.set_defaults(_run=module.run)
     return parser
+
+
+def _unavailable(name: str, error: ImportError) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise UsageError(f"the {name} subcommand is not available: {error}")
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

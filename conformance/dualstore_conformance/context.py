@@ -87,6 +87,7 @@ class CheckContext:
         rules: list[str] | tuple[str, ...] = (),
         stream_budget: StreamBudget | None = None,
         exclusive: bool = False,
+        health: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.check_id = check_id
@@ -97,6 +98,8 @@ class CheckContext:
         self.rules = list(rules)
         self.stream_budget = stream_budget
         self.exclusive = exclusive
+        self.health: dict[str, Any] = dict(health or {})
+        """The target's GET /v1/health answer, read once before the checks ran."""
         self.notes: list[str] = []
         """Free-form progress notes (shown on verbose consoles)."""
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of one check."""
 
     PASSED = "passed"
@@ -17,7 +17,7 @@ class Status(str, Enum):
     ERROR = "error"
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """RFC 2119 level of a rule (and of the check that proves it)."""
 
     MUST = "MUST"

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -119,9 +118,8 @@ class SSEParser:
             if "\x00" not in value:
                 self.last_event_id = value
                 self._id_set = True
-        elif name == "retry":
-            if value and all("0" <= c <= "9" for c in value):
-                self.retry_ms = int(value)
+        elif name == "retry" and value and all("0" <= c <= "9" for c in value):
+            self.retry_ms = int(value)
         # any other field name is ignored
 
     def _dispatch(self) -> Event | None:

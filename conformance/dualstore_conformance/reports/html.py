@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A self-contained HTML report a person can read (no external assets)."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from dualstore_conformance.model import CheckResult, Status
+from dualstore_conformance.runner import RunReport
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d1d1f;background:#fafafa}
+h1{font-size:1.4rem;margin:0 0 .3rem}
+.meta{color:#555;margin-bottom:1rem}
+.summary span{display:inline-block;margin-right:1rem;padding:.2rem .6rem;border-radius:4px}
+.passed{background:#e3f6e8;color:#10602a}.failed{background:#fde7e7;color:#9b1c1c}
+.skipped{background:#eef0f3;color:#4b5563}.error{background:#fff4dc;color:#8a5300}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e5e7eb;vertical-align:top}
+th{background:#f3f4f6}
+td.status{font-weight:600;white-space:nowrap}
+code,pre{font:12px/1.4 ui-monospace,monospace}
+pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:.5rem;margin:.3rem 0}
+details summary{cursor:pointer;color:#374151}
+.rules code{margin-right:.3rem}
+"""
+
+
+def _row(result: CheckResult) -> str:
+    status = result.status.value
+    rules = " ".join(f"<code>{escape(rule)}</code>" for rule in result.rules)
+    detail = ""
+    if result.status is not Status.PASSED:
+        evidence = dict(result.evidence)
+        parts = [f"<div>{escape(result.message)}</div>"]
+        if result.reproduce:
+            parts.append(f"<pre>{escape(result.reproduce)}</pre>")
+        if evidence:
+            body = escape(json.dumps(evidence, indent=2, default=repr, ensure_ascii=False))
+            parts.append(f"<details><summary>evidence</summary><pre>{body}</pre></details>")
+        detail = "".join(parts)
+    return (
+        f'<tr id="{escape(result.id)}"><td class="status {status}">{status}</td>'
+        f"<td><code>{escape(result.id)}</code><br>{escape(result.title)}</td>"
+        f"<td>{escape(result.level.value)}</td><td class=\"rules\">{rules}</td>"
+        f"<td>{result.duration_s:.2f} s</td><td>{detail}</td></tr>"
+    )
+
+
+def render(report: RunReport) -> str:
+    """The report as one HTML document."""
+    summary = report.summary()
+    order = {Status.FAILED: 0, Status.ERROR: 1, Status.SKIPPED: 2, Status.PASSED: 3}
+    rows = "\n".join(
+        _row(r) for r in sorted(report.results, key=lambda r: (order[r.status], r.id))
+    )
+    verdict = "conforms" if report.exit_code() == 0 else "does not conform"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>dualstore conform: {escape(report.target)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>DualStore HTTP conformance: {escape(report.target)} {escape(verdict)}</h1>
+<div class="meta">spec {escape(report.spec_version)} &middot; started {escape(report.started_at)}
+&middot; {report.duration_s:.1f} s &middot; seed {report.seed}
+&middot; collection <code>{escape(report.collection)}</code></div>
+<div class="summary"><span class="passed">{summary["passed"]} passed</span>
+<span class="failed">{summary["failed"]} failed</span>
+<span class="error">{summary["errors"]} errors</span>
+<span class="skipped">{summary["skipped"]} skipped</span></div>
+<p></p>
+<table><thead><tr><th>status</th><th>check</th><th>level</th><th>rules</th><th>time</th>
+<th>details</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+
+
+def write(report: RunReport, path: str | Path) -> None:
+    """Write the HTML report to path."""
+    Path(path).write_text(render(report), encoding="utf-8")

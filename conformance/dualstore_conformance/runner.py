@@ -1,0 +1,480 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runs selected checks against a target: selection, concurrency, timeouts, progress, report."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import inspect
+import random
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from dualstore_conformance.context import CheckContext, StreamBudget, spec_limits, stream_cap
+from dualstore_conformance.model import CheckResult, Level, Status, Target
+from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckSpec, load_all
+
+PROPERTY_STAGE_ID = "property"
+"""Selection id of the Schemathesis layer (its results have ids starting with it)."""
+
+LEVEL_ORDER = {Level.MUST: 0, Level.SHOULD: 1, Level.MAY: 2}
+
+
+class TargetUnreachable(Exception):
+    """The target did not answer at all (exit code 2, one-line reason)."""
+
+
+class SelectionError(Exception):
+    """--only / --skip select nothing or name something unknown (exit code 2)."""
+
+
+@dataclass
+class RunConfig:
+    """What to run and how."""
+
+    target: Target
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    level: Level = Level.MAY
+    seed: int | None = None
+    max_examples: int = 25
+    workers: int = 8
+    property_layer: bool = True
+    heartbeat_from_health: bool = True
+    """When True and the target's health reports heartbeat_seconds, use it (the flag wins)."""
+
+
+@dataclass
+class Progress:
+    """One progress notification: a check started or finished, or a periodic tick."""
+
+    kind: str
+    """"start", "finish", "tick" or "stage"."""
+    check_id: str = ""
+    result: CheckResult | None = None
+    done: int = 0
+    total: int = 0
+    running: dict[str, float] = field(default_factory=dict)
+    """check id -> monotonic start time of every running check."""
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class RunReport:
+    """Everything the reporters need."""
+
+    target: str
+    started_at: str
+    duration_s: float
+    spec_version: str
+    seed: int
+    results: list[CheckResult]
+    collection: str = ""
+    heartbeat_seconds: float = 15.0
+
+    def summary(self) -> dict[str, int]:
+        """Counts per status (keys: passed, failed, skipped, errors)."""
+        counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+        for result in self.results:
+            key = "errors" if result.status is Status.ERROR else result.status.value
+            counts[key] += 1
+        return counts
+
+    def exit_code(self) -> int:
+        """0 when no MUST check failed or errored, else 1."""
+        for result in self.results:
+            if result.level is Level.MUST and result.status in (Status.FAILED, Status.ERROR):
+                return 1
+        return 0
+
+
+@dataclass
+class Environment:
+    """Facts about the target gathered before the checks run."""
+
+    target: Target
+    run_id: str
+    collection: str
+    limits: dict[str, Any]
+    health: dict[str, Any]
+
+
+def spec_version() -> str:
+    """Version of the spec the harness judges against."""
+    try:
+        spec = importlib.import_module("dualstore_spec")
+        return str(spec.version())
+    except Exception:
+        try:
+            spec = importlib.import_module("dualstore_spec")
+            import yaml
+
+            text = spec.path("rules.yaml").read_text("utf-8")
+            return str(yaml.safe_load(text).get("spec_version", "unknown"))
+        except Exception:
+            return "unknown"
+
+
+# -- selection --------------------------------------------------------------------------
+def _matches(spec_id: str, rules: Iterable[str], token: str) -> bool:
+    token = token.strip()
+    if not token:
+        return False
+    if spec_id == token or spec_id.startswith(token.lower()):
+        return True
+    upper = token.upper()
+    return any(rule == upper or rule.startswith(upper.rstrip("-") + "-") for rule in rules)
+
+
+def split_ids(values: Sequence[str] | str | None) -> list[str]:
+    """Flatten CSV / repeated option values into ids."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def select(
+    specs: dict[str, CheckSpec],
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    level: Level = Level.MAY,
+) -> list[CheckSpec]:
+    """The checks chosen by --only, --skip (ids, id prefixes, rule ids) and --level."""
+    known_rule_ids = {rule for spec in specs.values() for rule in spec.rules}
+    for token in [*only, *skip]:
+        if token.startswith(PROPERTY_STAGE_ID):
+            continue
+        if not any(_matches(s.id, s.rules, token) for s in specs.values()):
+            hint = "rule" if token.upper() in known_rule_ids else "check id, prefix or rule id"
+            raise SelectionError(f"{token!r} matches no {hint}")
+    chosen = []
+    for spec in sorted(specs.values(), key=lambda s: s.id):
+        if only and not any(_matches(spec.id, spec.rules, t) for t in only):
+            continue
+        if any(_matches(spec.id, spec.rules, t) for t in skip):
+            continue
+        if LEVEL_ORDER[spec.level] > LEVEL_ORDER[level]:
+            continue
+        chosen.append(spec)
+    return chosen
+
+
+def property_selected(only: Sequence[str], skip: Sequence[str]) -> bool:
+    """Whether the Schemathesis stage runs under this selection."""
+    if any(PROPERTY_STAGE_ID.startswith(t) or t.startswith(PROPERTY_STAGE_ID) for t in skip):
+        return False
+    if only:
+        return any(PROPERTY_STAGE_ID.startswith(t) or t.startswith(PROPERTY_STAGE_ID)
+                   for t in only)
+    return True
+
+
+# -- environment ------------------------------------------------------------------------
+def make_client(target: Target) -> httpx.AsyncClient:
+    """The shared client: base URL, bearer token, generous pool for open streams."""
+    headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+    headers["User-Agent"] = "dualstore-conformance"
+    return httpx.AsyncClient(
+        base_url=target.url,
+        headers=headers,
+        timeout=httpx.Timeout(10.0 * target.timeout_multiplier),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+    )
+
+
+async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environment:
+    """Reachability, health, collection choice; raises TargetUnreachable or SelectionError."""
+    async with make_client(target) as client:
+        try:
+            health_response = await client.get("/v1/health",
+                                               timeout=5.0 * target.timeout_multiplier)
+        except httpx.HTTPError as error:
+            reason = str(error) or type(error).__name__
+            raise TargetUnreachable(f"target {target.url} unreachable: {reason}") from error
+        health: dict[str, Any] = {}
+        try:
+            value = health_response.json()
+            if isinstance(value, dict):
+                health = value
+        except ValueError:
+            pass
+        collection = target.collection
+        if not collection:
+            collection = await _pick_collection(client, health)
+    heartbeat = target.heartbeat_seconds
+    reported = health.get("heartbeat_seconds")
+    if heartbeat_from_health and isinstance(reported, int | float) and reported > 0:
+        heartbeat = float(reported)
+    resolved = dataclasses.replace(target, collection=collection, heartbeat_seconds=heartbeat)
+    return Environment(
+        target=resolved,
+        run_id=uuid.uuid4().hex[:12],
+        collection=collection,
+        limits=spec_limits(),
+        health=health,
+    )
+
+
+async def _pick_collection(client: httpx.AsyncClient, health: dict[str, Any]) -> str:
+    names: list[str] = []
+    try:
+        response = await client.get("/v1/collections")
+        body = response.json() if response.status_code == 200 else {}
+        names = [n for n in body.get("collections", []) if isinstance(n, str)]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        names = []
+    if not names:
+        names = [n for n in health.get("collections", []) if isinstance(n, str)]
+    if not names:
+        raise SelectionError(
+            "the target lists no collection at /v1/collections; pass --collection NAME"
+        )
+    return names[0]
+
+
+# -- execution --------------------------------------------------------------------------
+async def run_one(
+    spec: CheckSpec,
+    env: Environment,
+    client: httpx.AsyncClient,
+    budget: StreamBudget | None,
+) -> CheckResult:
+    """Run one check with its (scaled) timeout and turn the outcome into a result."""
+    ctx = CheckContext(
+        target=env.target,
+        check_id=spec.id,
+        run_id=env.run_id,
+        collection=env.collection,
+        client=client,
+        limits=env.limits,
+        rules=spec.rules,
+        stream_budget=budget,
+        exclusive=spec.exclusive,
+        health=env.health,
+    )
+    timeout = spec.timeout_s * env.target.timeout_multiplier
+    started = time.monotonic()
+    result = CheckResult(
+        id=spec.id, title=spec.title, level=spec.level, rules=list(spec.rules),
+        status=Status.PASSED,
+    )
+    try:
+        await asyncio.wait_for(spec.function(ctx), timeout)
+    except CheckFailed as failed:
+        failure = failed.failure
+        result.status = Status.FAILED
+        result.rules = sorted(set(failure.rules) | set(spec.rules)) if failure.rules else list(
+            spec.rules)
+        result.message = (
+            f"{failure.title}. Expected: {failure.expected}. Received: {failure.received}"
+        )
+        result.evidence = {
+            "expected": failure.expected,
+            "received": failure.received,
+            "severity": failure.severity,
+            "failed_rules": list(failure.rules),
+            **failure.evidence,
+        }
+        result.reproduce = failure.reproduce
+    except CheckSkipped as skipped:
+        result.status = Status.SKIPPED
+        result.message = str(skipped)
+    except TimeoutError:
+        result.status = Status.ERROR
+        result.message = (
+            f"check did not finish within {timeout:.0f} s "
+            "(a slow target may need --timeout-multiplier)"
+        )
+    except httpx.HTTPError as error:
+        result.status = Status.ERROR
+        result.message = f"HTTP error talking to the target: {type(error).__name__}: {error}"
+    except Exception as error:
+        result.status = Status.ERROR
+        result.message = f"harness error: {type(error).__name__}: {error}"
+        result.evidence = {"traceback": traceback.format_exc(limit=8)}
+    result.duration_s = round(time.monotonic() - started, 3)
+    if ctx.notes and result.status is not Status.PASSED:
+        result.evidence.setdefault("notes", list(ctx.notes))
+    return result
+
+
+async def run_checks(
+    specs: Sequence[CheckSpec],
+    env: Environment,
+    workers: int = 8,
+    progress: ProgressCallback | None = None,
+    extra_stage: Callable[[], list[CheckResult]] | None = None,
+) -> list[CheckResult]:
+    """Exclusive checks first, each alone; then the rest, ``workers`` at a time.
+
+    ``extra_stage`` (the property layer) runs in a thread alongside the concurrent checks.
+    """
+    results: dict[str, CheckResult] = {}
+    running: dict[str, float] = {}
+    total = len(specs) + (1 if extra_stage else 0)
+
+    def notify(kind: str, check_id: str = "", result: CheckResult | None = None,
+               message: str = "") -> None:
+        if progress is not None:
+            progress(Progress(kind, check_id, result, len(results), total, dict(running),
+                              message))
+
+    async with make_client(env.target) as client:
+        budget = StreamBudget(max(1, stream_cap(env.limits) - 1))
+
+        async def execute(spec: CheckSpec) -> None:
+            running[spec.id] = time.monotonic()
+            notify("start", spec.id)
+            result = await run_one(spec, env, client, budget)
+            running.pop(spec.id, None)
+            results[spec.id] = result
+            notify("finish", spec.id, result)
+
+        exclusive = [s for s in specs if s.exclusive]
+        shared = [s for s in specs if not s.exclusive]
+        ticker = asyncio.create_task(_tick(notify))
+        try:
+            for spec in exclusive:
+                await execute(spec)
+            extra: asyncio.Future[list[CheckResult]] | None = None
+            if extra_stage is not None:
+                running[PROPERTY_STAGE_ID] = time.monotonic()
+                notify("start", PROPERTY_STAGE_ID)
+                extra = asyncio.ensure_future(asyncio.to_thread(extra_stage))
+            semaphore = asyncio.Semaphore(max(1, workers))
+
+            async def limited(spec: CheckSpec) -> None:
+                async with semaphore:
+                    await execute(spec)
+
+            # the longest checks first so they overlap with everything else
+            ordered = sorted(shared, key=lambda s: -s.timeout_s)
+            await asyncio.gather(*(limited(spec) for spec in ordered))
+            extra_results: list[CheckResult] = []
+            if extra is not None:
+                try:
+                    extra_results = await extra
+                except Exception as error:
+                    extra_results = [CheckResult(
+                        id=PROPERTY_STAGE_ID, title="Property layer (Schemathesis)",
+                        level=Level.MUST, rules=[], status=Status.ERROR,
+                        message=f"property layer crashed: {type(error).__name__}: {error}",
+                        evidence={"traceback": traceback.format_exc(limit=8)},
+                    )]
+                running.pop(PROPERTY_STAGE_ID, None)
+                for result in extra_results:
+                    results[result.id] = result
+                notify("finish", PROPERTY_STAGE_ID)
+        finally:
+            ticker.cancel()
+    ordered_ids = [s.id for s in specs]
+    out = [results[i] for i in ordered_ids if i in results]
+    out += [r for k, r in results.items() if k not in ordered_ids]
+    return out
+
+
+async def _tick(notify: Callable[..., None]) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        notify("tick")
+
+
+def property_stage(
+    env: Environment, seed: int, max_examples: int, only: Sequence[str], skip: Sequence[str]
+) -> Callable[[], list[CheckResult]] | None:
+    """The Schemathesis layer as a callable, or None when its module is not available."""
+    try:
+        module = importlib.import_module("dualstore_conformance.property")
+    except ImportError:
+        return None
+    function = getattr(module, "run", None)
+    if not callable(function):
+        return None
+    parameters = inspect.signature(function).parameters
+    offered: dict[str, Any] = {
+        "collection": env.collection,
+        "limits": env.limits,
+        "run_id": env.run_id,
+    }
+    kwargs = {k: v for k, v in offered.items() if k in parameters}
+
+    def stage() -> list[CheckResult]:
+        produced = function(env.target, seed, max_examples, **kwargs)
+        chosen = []
+        for result in produced:
+            if only and not any(_matches(result.id, result.rules, t) for t in only):
+                continue
+            if any(_matches(result.id, result.rules, t) for t in skip):
+                continue
+            chosen.append(result)
+        return list(chosen)
+
+    return stage
+
+
+async def run_async(config: RunConfig, progress: ProgressCallback | None = None) -> RunReport:
+    """Prepare, select, run; the report."""
+    specs = select(load_all(), config.only, config.skip, config.level)
+    run_property = config.property_layer and property_selected(config.only, config.skip)
+    if not specs and not run_property:
+        raise SelectionError("the selection contains no check")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    started = time.monotonic()
+    env = await prepare(config.target, config.heartbeat_from_health)
+    seed = config.seed if config.seed is not None else random.randrange(2**31)
+    stage = (
+        property_stage(env, seed, config.max_examples, config.only, config.skip)
+        if run_property
+        else None
+    )
+    if run_property and stage is None and progress is not None:
+        progress(Progress("stage", message="property layer not available: skipped"))
+    results = await run_checks(specs, env, config.workers, progress, stage)
+    return RunReport(
+        target=config.target.url,
+        started_at=started_at,
+        duration_s=round(time.monotonic() - started, 3),
+        spec_version=spec_version(),
+        seed=seed,
+        results=results,
+        collection=env.collection,
+        heartbeat_seconds=env.target.heartbeat_seconds,
+    )
+
+
+def run(config: RunConfig, progress: ProgressCallback | None = None) -> RunReport:
+    """Synchronous entry point (own event loop; works from a thread with a running loop)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["report"] = asyncio.run(run_async(config, progress))
+        except BaseException as error:
+            outcome["error"] = error
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_async(config, progress))
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    report: RunReport = outcome["report"]
+    return report
