@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from dualstore_reference.search.embedders import (
     Embedder,
     EmbedderError,
@@ -101,7 +100,11 @@ def test_settings_select_the_embedder_and_reject_bad_values() -> None:
     assert hashing.dim == 96
     service = embedder_from_settings("ollama:http://127.0.0.1:9/#mini", 8)
     assert isinstance(service, HTTPEmbedder)
-    assert (service.kind, service.base_url, service.model) == ("ollama", "http://127.0.0.1:9", "mini")
+    assert (service.kind, service.base_url, service.model) == (
+        "ollama",
+        "http://127.0.0.1:9",
+        "mini",
+    )
     service.close()
     for bad, dim in [
         ("word2vec", 64),
