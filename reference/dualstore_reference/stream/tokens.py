@@ -7,13 +7,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from dualstore_reference.store import timestamps
+
 TOKEN_GRAMMAR = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 """The spec's grammar for any implementation's resume token."""
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
-_RFC3339 = re.compile(
-    r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
-    r"(?P<fraction>\.[0-9]+)?(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
 
 
 class InvalidResumeToken(ValueError):
@@ -51,16 +49,12 @@ def parse_token(value: str) -> int:
 
 def parse_time(value: str) -> dt.datetime:
     """An RFC 3339 date-time with an offset, as an aware UTC datetime."""
-    match = _RFC3339.match(value)
-    if not match:
-        raise InvalidResumeToken(f"{value!r} is neither an event id nor an RFC 3339 date-time")
-    fraction = (match["fraction"] or ".0")[1:7].ljust(6, "0")
-    zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
     try:
-        parsed = dt.datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{zone}")
-    except ValueError as error:
-        raise InvalidResumeToken(f"{value!r} is not a valid date-time: {error}") from None
-    return parsed.astimezone(dt.UTC)
+        return timestamps.parse_rfc3339(value)
+    except timestamps.TimestampError as error:
+        raise InvalidResumeToken(
+            f"since must be an event id or an RFC 3339 date-time: {error}"
+        ) from None
 
 
 def resume_point(last_event_id: str | None, since: str | None) -> ResumePoint:

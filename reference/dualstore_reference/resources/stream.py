@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""GET /v1/{collection}/stream: join the hub, replay from the store, then live, exactly once.
+
+Join protocol (no gap, no duplicate): subscribe to the collection's hub first (the
+subscription receives everything after the hub's watermark J), replay stored documents
+with ``_seq`` in (resume point, J] from the database, then drain the subscription, which
+only holds numbers above J. When the subscription overflows during a long replay, the
+replay re-joins at the new watermark and continues from J, so history of any length can
+be replayed. Live documents are matched against the filter in Python
+(``stream.matcher``), so the database load does not grow with filtered subscribers;
+replay uses the same query on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import falcon.asgi
+from pymongo.errors import PyMongoError
+
+from dualstore_reference.problems import Problem
+from dualstore_reference.security.stream_slots import Slot
+from dualstore_reference.store import documents as stored
+from dualstore_reference.store import sequence
+from dualstore_reference.stream import sse, tokens
+from dualstore_reference.stream.hub import Hub, Subscription, SubscriptionClosed
+from dualstore_reference.stream.matcher import Predicate, UnsupportedQuery, compile_query
+from dualstore_reference.stream.service import StreamService
+
+Document = dict[str, Any]
+FilterParser = Callable[[str], Document]
+"""encoded filter -> MongoDB query; raises Problem("invalid-filter") on a bad filter."""
+ClientIp = Callable[[falcon.asgi.Request], str]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+log = logging.getLogger(__name__)
+REPLAY_BATCH = 500
+
+
+def _remote_addr(req: falcon.asgi.Request) -> str:
+    return req.remote_addr or "unknown"
+
+
+@dataclass
+class _Stream:
+    """The state of one open stream (shared by its generator and its disconnect watcher)."""
+
+    service: StreamService
+    hub: Hub
+    subscription: Subscription
+    slot: Slot
+    predicate: Predicate | None
+    query: Document
+    resume: tokens.ResumePoint
+    skip: set[int] = field(default_factory=set)
+    disconnected: bool = False
+    progress: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    task: asyncio.Task[Any] | None = None
+    watcher: asyncio.Task[None] | None = None
+    on_close: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Idempotent cleanup: leave the hub, stop watching, give back the slot."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.unsubscribe(self.subscription)
+        self.subscription.close("ended")
+        self.service.slots.release_soon(self.slot)
+        self.service.open_streams -= 1
+        if self.watcher is not None and self.watcher is not asyncio.current_task():
+            self.watcher.cancel()
+        if self.on_close is not None:
+            self.on_close()
+
+
+class StreamResource:
+    """The SSE endpoint of every configured collection."""
+
+    def __init__(
+        self,
+        service: StreamService,
+        parse_filter: FilterParser | None = None,
+        client_ip: ClientIp = _remote_addr,
+        metrics: Any = None,
+    ) -> None:
+        self.service = service
+        self.parse_filter = parse_filter
+        self.client_ip = client_ip
+        self.metrics = metrics
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                     collection: str) -> None:
+        """Open a stream (see the module docstring for the join protocol)."""
+        service = self.service
+        hub = service.hub(collection)
+        if hub is None:
+            raise Problem("unknown-collection", f"no collection named {collection!r}")
+        if service.stopping.is_set():
+            raise Problem("unavailable", "the server is shutting down", {"Retry-After": "1"})
+        try:
+            resume = tokens.resume_point(req.get_header("Last-Event-ID"), req.get_param("since"))
+        except tokens.InvalidResumeToken as error:
+            raise Problem("invalid-resume-token", str(error)) from None
+        query: Document = {}
+        predicate: Predicate | None = None
+        encoded = req.get_param("filter")
+        if encoded:
+            if self.parse_filter is None:
+                raise Problem("invalid-filter", "filters are not available")
+            query = self.parse_filter(encoded)
+            try:
+                predicate = compile_query(query) if query else None
+            except UnsupportedQuery as error:
+                raise Problem("invalid-filter", str(error)) from None
+        documents = service.database[collection]
+        if resume.after_seq is not None:
+            head = await sequence.head(service.database[sequence.COUNTERS_COLLECTION], collection)
+            if resume.after_seq > head:
+                raise Problem(
+                    "invalid-resume-token",
+                    f"event id {resume.after_seq} was never issued (the newest is {head})",
+                )
+        ip = self.client_ip(req)
+        slot = await service.slots.acquire(ip)
+        if slot is None:
+            raise Problem(
+                "too-many-streams",
+                f"{service.slots.cap} streams are already open from {ip}",
+                {"Retry-After": str(service.config.retry_after_seconds)},
+            )
+        service.open_streams += 1
+        subscription = hub.subscribe(predicate)
+        stream = _Stream(service, hub, subscription, slot, predicate, query, resume)
+        stream.task = asyncio.current_task()
+        if self.metrics is not None:
+            self.metrics.stream_opened(collection)
+            stream.on_close = lambda: self.metrics.stream_closed(collection)
+        receive: Receive | None = getattr(req, "_receive", None)
+        if receive is not None:
+            stream.watcher = asyncio.create_task(self._watch(stream, receive))
+        try:
+            if resume.live_only:
+                # Documents already committed at open time but not yet published by the
+                # tailer belong before the start point: remember them so as not to send them.
+                cursor = documents.find(
+                    {sequence.SEQ_FIELD: {"$gt": subscription.start}}, {sequence.SEQ_FIELD: 1}
+                )
+                stream.skip = {int(d[sequence.SEQ_FIELD]) async for d in cursor}
+        except PyMongoError:
+            stream.close()
+            raise
+        resp.content_type = "text/event-stream; charset=utf-8"
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")
+        resp.stream = self._events(stream, collection)
+
+    async def _watch(self, stream: _Stream, receive: Receive) -> None:
+        """Notice the client leaving even while idle; cut a stalled, overflowed stream."""
+        pending: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(receive())
+        stalled = stream.service.config.stalled_send_seconds
+        try:
+            while not stream.closed:
+                done, _ = await asyncio.wait({pending}, timeout=1.0)
+                if done:
+                    message = pending.result()
+                    if message.get("type") == "http.disconnect":
+                        stream.disconnected = True
+                        stream.subscription.close("disconnect")
+                        stream.close()
+                        return
+                    pending = asyncio.ensure_future(receive())
+                    continue
+                if (
+                    stream.subscription.overflowed
+                    and time.monotonic() - stream.progress > stalled
+                    and stream.task is not None
+                ):
+                    log.info("cutting a stalled stream from %s", stream.slot.ip)
+                    stream.close()
+                    stream.task.cancel()
+                    return
+        finally:
+            pending.cancel()
+
+    async def _events(self, stream: _Stream, collection: str) -> AsyncIterator[bytes]:
+        config = stream.service.config
+        heartbeat = config.heartbeat_seconds
+        documents = stream.service.database[collection]
+        sent_events = 0
+        try:
+            yield sse.retry(config.retry_ms) + sse.heartbeat()
+            last_sent = time.monotonic()
+            stream.progress = last_sent
+            resume = stream.resume
+            position = resume.after_seq if resume.after_seq is not None else 0
+            if not resume.live_only:
+                first = True
+                while True:
+                    join = stream.subscription.start
+                    conditions: list[Document] = [
+                        {sequence.SEQ_FIELD: {"$gt": position, "$lte": join}},
+                        sequence.LIVE_DOCUMENTS,
+                    ]
+                    if stream.query:
+                        conditions.append(stream.query)
+                    if first and resume.since is not None:
+                        conditions.append({"timestamp": {"$gte": resume.since}})
+                    cursor = documents.find({"$and": conditions}).sort(
+                        sequence.SEQ_FIELD, 1
+                    ).batch_size(REPLAY_BATCH)
+                    async for document in cursor:
+                        if stream.closed and stream.subscription.closed_reason != "overflow":
+                            return
+                        seq = int(document[sequence.SEQ_FIELD])
+                        yield sse.insert(tokens.format_token(seq), stored.to_api(document))
+                        sent_events += 1
+                        last_sent = stream.progress = time.monotonic()
+                    position = join
+                    first = False
+                    if not stream.subscription.overflowed:
+                        break
+                    # The live queue overflowed while history was replayed: join again.
+                    stream.hub.unsubscribe(stream.subscription)
+                    stream.subscription = stream.hub.subscribe(stream.predicate)
+            else:
+                position = stream.subscription.start
+            while True:
+                if stream.service.stopping.is_set() and stream.subscription.pending() == 0:
+                    return
+                timeout = last_sent + heartbeat - time.monotonic()
+                item = await stream.subscription.get(max(timeout, 0.0))
+                if item is None:
+                    yield sse.heartbeat()
+                    last_sent = stream.progress = time.monotonic()
+                    if self.metrics is not None:
+                        self.metrics.event_sent(collection, "heartbeat")
+                    continue
+                seq, document = item
+                if seq <= position or seq in stream.skip:
+                    continue
+                position = seq
+                yield sse.insert(tokens.format_token(seq), stored.to_api(document))
+                sent_events += 1
+                last_sent = stream.progress = time.monotonic()
+                if self.metrics is not None:
+                    self.metrics.event_sent(collection, "insert")
+        except SubscriptionClosed as closed:
+            log.debug("stream on %s ended: %s", collection, closed.reason)
+        except PyMongoError as error:
+            log.warning("stream on %s ended by a database error: %s", collection, error)
+        finally:
+            stream.service.events_sent += sent_events
+            stream.close()
+
+
+def stream_service_of(state: Any) -> StreamService:
+    """The StreamService registered on the app state."""
+    service = getattr(state, "stream_service", None)
+    if not isinstance(service, StreamService):
+        raise RuntimeError("the app state has no stream_service")
+    return service
+

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The gap-aware tailer against a real database: order, no gaps, no repeats, fencing, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from dualstore_reference.embedded import EmbeddedDatabase
+from dualstore_reference.store import sequence
+from dualstore_reference.stream.hub import Hub
+from dualstore_reference.stream.tailer import CollectionTailer
+
+Document = dict[str, Any]
+
+
+def run(uri: str, body: Callable[[Any], Awaitable[None]]) -> None:
+    """Run body(database) with a fresh client on a fresh database name."""
+
+    async def main() -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(uri)
+        try:
+            await body(client[f"t_{uuid.uuid4().hex[:12]}"])
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+async def collect(hub: Hub, count: int, timeout: float = 20.0) -> list[tuple[int, Document]]:
+    subscription = hub.subscribe()
+    items: list[tuple[int, Document]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(items) < count and loop.time() < deadline:
+        item = await subscription.get(0.2)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def make_tailer(db: Any, hub: Hub, **options: Any) -> CollectionTailer:
+    defaults: dict[str, Any] = {"gap_timeout": 0.5, "poll_interval": 0.05, "adopt_interval": 0.5}
+    return CollectionTailer(db["docs"], db[sequence.COUNTERS_COLLECTION], hub,
+                            **{**defaults, **options})
+
+
+def test_concurrent_writers_are_published_once_in_seq_order(mongodb_uri: str) -> None:
+    async def body(db: Any) -> None:
+        await sequence.ensure_indexes(db["docs"])
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            reader = asyncio.create_task(collect(hub, 120))
+
+            async def writer(w: int) -> None:
+                for i in range(30):
+                    await sequence.insert_sequenced(
+                        db["docs"], db[sequence.COUNTERS_COLLECTION], {"_id": f"{w}-{i}", "text": "x"}
+                    )
+                    await asyncio.sleep(random.random() * 0.01)
+
+            await asyncio.gather(*(writer(w) for w in range(4)))
+            items = await reader
+        finally:
+            await tailer.stop()
+        seqs = [seq for seq, _ in items]
+        assert len(items) == 120
+        assert seqs == sorted(seqs) and len(set(seqs)) == 120
+        assert {doc["_id"] for _, doc in items} == {f"{w}-{i}" for w in range(4) for i in range(30)}
+
+    run(mongodb_uri, body)
+
+
+def test_hole_is_fenced_after_timeout_and_late_writer_loses(mongodb_uri: str) -> None:
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            reader = asyncio.create_task(collect(hub, 2))
+            await sequence.insert_sequenced(docs, counters, {"_id": "a", "text": "a"})
+            stuck = await sequence.allocate(counters, "docs")  # a writer that never commits
+            await sequence.insert_sequenced(docs, counters, {"_id": "b", "text": "b"})
+            items = await reader
+            assert [doc["_id"] for _, doc in items] == ["a", "b"]
+            assert tailer.fenced == 1
+            with pytest.raises(DuplicateKeyError):
+                await docs.insert_one({"_id": "late", sequence.SEQ_FIELD: stuck})
+        finally:
+            await tailer.stop()
+
+    run(mongodb_uri, body)
+
+
+def test_late_commit_within_timeout_is_delivered_in_its_place(mongodb_uri: str) -> None:
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub, gap_timeout=3.0)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            reader = asyncio.create_task(collect(hub, 2))
+            slow = await sequence.allocate(counters, "docs")
+            await sequence.insert_sequenced(docs, counters, {"_id": "fast", "text": "f"})
+            await asyncio.sleep(0.5)
+            assert hub.watermark == slow - 1  # held at the hole
+            await docs.insert_one({"_id": "slow", "text": "s", sequence.SEQ_FIELD: slow})
+            items = await reader
+            assert [(seq, doc["_id"]) for seq, doc in items] == [(slow, "slow"), (slow + 1, "fast")]
+            assert tailer.fenced == 0
+        finally:
+            await tailer.stop()
+
+    run(mongodb_uri, body)
+
+
+def test_unsequenced_documents_are_adopted_and_published(mongodb_uri: str) -> None:
+    async def body(db: Any) -> None:
+        await sequence.ensure_indexes(db["docs"])
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            reader = asyncio.create_task(collect(hub, 1, timeout=10))
+            await db["docs"].insert_one({"text": "legacy", "timestamp": 1764064800000})
+            items = await reader
+            assert [doc["text"] for _, doc in items] == ["legacy"]
+        finally:
+            await tailer.stop()
+
+    run(mongodb_uri, body)
+
+
+def test_change_stream_is_used_on_a_replica_set(mongodb_uri: str) -> None:
+    async def body(db: Any) -> None:
+        await sequence.ensure_indexes(db["docs"])
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub, poll_interval=5.0, safety_interval=5.0)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            for _ in range(50):
+                if tailer.change_stream_active:
+                    break
+                await asyncio.sleep(0.1)
+            assert tailer.change_stream_active
+            await asyncio.sleep(0.3)
+            reader = asyncio.create_task(collect(hub, 1, timeout=4))
+            await sequence.insert_sequenced(db["docs"], db[sequence.COUNTERS_COLLECTION],
+                                            {"_id": "x", "text": "x"})
+            items = await reader  # well before the 5 s poll: the change stream woke the tailer
+            assert [doc["_id"] for _, doc in items] == ["x"]
+        finally:
+            await tailer.stop()
+
+    run(mongodb_uri, body)
+
+
+def test_standalone_server_polls_and_delivers_everything() -> None:
+    with EmbeddedDatabase(standalone=True) as standalone:
+
+        async def body(db: Any) -> None:
+            await sequence.ensure_indexes(db["docs"])
+            hub = Hub("docs")
+            tailer = make_tailer(db, hub)
+            await tailer.start()
+            try:
+                await asyncio.wait_for(hub.ready.wait(), 10)
+                reader = asyncio.create_task(collect(hub, 20))
+                await asyncio.gather(*(
+                    sequence.insert_sequenced(db["docs"], db[sequence.COUNTERS_COLLECTION],
+                                              {"_id": str(i), "text": "x"})
+                    for i in range(20)
+                ))
+                items = await reader
+                assert not tailer.change_stream_active
+                assert sorted(doc["_id"] for _, doc in items) == sorted(str(i) for i in range(20))
+                assert [seq for seq, _ in items] == sorted(seq for seq, _ in items)
+            finally:
+                await tailer.stop()
+
+        run(standalone.uri, body)
