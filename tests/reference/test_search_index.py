@@ -221,12 +221,17 @@ def test_a_hole_is_indexed_around_and_filled_when_the_late_writer_commits(
         await index.open()
         assert index.watermark == late - 1
         assert (await index.search("pelican", 1))[0][0] == above  # not held back by the hole
+        await index.save()  # the hole is part of the snapshot
         await store.documents.insert_one(
             {"_id": uuid.uuid4().hex, "text": "pelican late", sequence.SEQ_FIELD: late}
         )
         assert await index.catch_up() == 1
         assert index.watermark == above
         assert len(index) == 3
+        reloaded = new_index(store, tmp_path, gap_timeout=None)
+        assert await _open_counting(reloaded) == 1  # only the late document
+        assert reloaded.watermark == above
+        assert (await reloaded.search("pelican late", 1))[0][0] == late
 
     run(mongodb_uri, body)
 

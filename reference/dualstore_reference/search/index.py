@@ -2,12 +2,12 @@
 """One hnswlib index per collection, derived from MongoDB, caught up by ``_seq``, saved atomically.
 
 MongoDB is the source of truth; the index is derived state labelled by each document's
-``_seq``. ``catch_up`` reads every document with a ``_seq`` above the *watermark* (the
-highest number below which everything is indexed or known to be a tombstone). A number
-that is missing while higher ones are visible is a writer still in flight: documents above
-it are indexed at once and remembered as *resolved*, so they are not added twice, and the
-watermark moves past the hole when the document arrives, or when a reader fences it with a
-tombstone (see ``store.sequence``; this index fences holes older than ``gap_timeout``).
+``_seq``. ``catch_up`` reads every document with a ``_seq`` above ``top`` (the highest
+number handled) and looks up the *holes* below it. A number that is missing while higher
+ones are visible is a writer still in flight: documents above it are indexed at once and
+the number is remembered as a hole, looked up on every catch-up until the document arrives
+or a reader fences it with a tombstone (see ``store.sequence``; this index fences holes
+older than ``gap_timeout``). The *watermark* is the number below which nothing is missing.
 ``search`` catches up first, so a document whose POST has returned on any worker or
 instance is found (read-your-writes).
 
@@ -16,7 +16,7 @@ hnswlib's rules are kept with one ``asyncio.Lock`` per index: ``add_items``,
 (``asyncio.to_thread``) while the lock is held.
 
 Persistence (``<DATA_DIR>/index/<collection>/``): ``index-<token>.bin`` and ``meta.json``
-(embedder name, dimension, space, count, watermark, resolved numbers, file checksum, and the
+(embedder name, dimension, space, count, watermark, top, holes, file checksum, and the
 ``_id`` of the newest indexed document to notice a database that was replaced). Saving
 writes a new index file, then replaces ``meta.json`` by rename: the meta is the commit
 point, so a reader sees the old snapshot or the new one, never half of one. An exclusive
@@ -59,8 +59,8 @@ EXACT_SCORING_LIMIT = 4096
 """Filtered searches over at most this many allowed documents are scored exactly."""
 BATCH = 1000
 """Documents read and embedded per step of a catch-up."""
-MISSING_QUERY_LIMIT = 1000
-"""Above this many holes, catch-up reads everything above the watermark instead of listing them."""
+HOLES_PER_QUERY = 1000
+"""Holes looked up (or fenced) per query."""
 
 
 class VectorIndex:
@@ -95,9 +95,9 @@ class VectorIndex:
         self._runs_started = 0
         self._index: Any = None
         self._labels: set[int] = set()
-        self._watermark = 0
-        self._resolved: set[int] = set()  # numbers above the watermark already handled
-        self._missing_since: dict[int, float] = {}
+        self._top = 0  # highest number handled; every lower one is handled or a hole
+        self._holes: set[int] = set()  # numbers below _top not seen yet (writers in flight)
+        self._hole_seen: dict[int, float] = {}  # when each hole was first seen (monotonic)
         self._head_id: Any = None
         self._head_seq = 0
         self._dirty = False
@@ -110,7 +110,7 @@ class VectorIndex:
     @property
     def watermark(self) -> int:
         """Every ``_seq`` up to this one is indexed or known not to be a live document."""
-        return self._watermark
+        return min(self._holes) - 1 if self._holes else self._top
 
     @property
     def dirty(self) -> bool:
@@ -131,9 +131,9 @@ class VectorIndex:
     def _reset(self) -> None:
         self._index = self._new_index(self.initial_capacity)
         self._labels = set()
-        self._watermark = 0
-        self._resolved = set()
-        self._missing_since = {}
+        self._top = 0
+        self._holes = set()
+        self._hole_seen = {}
         self._head_id = None
         self._head_seq = 0
         self._dirty = True
@@ -189,9 +189,9 @@ class VectorIndex:
             raise ValueError(f"index holds {len(labels)} vectors, meta says {count}")
         self._index = index
         self._labels = labels
-        self._watermark = int(meta["watermark"])
-        self._resolved = {int(seq) for seq in meta.get("resolved", [])}
-        self._missing_since = {}
+        self._top = int(meta["top"])
+        self._holes = {int(seq) for seq in meta["holes"]}
+        self._hole_seen = {}
         self._head_id = meta.get("head_id")
         self._head_seq = int(meta.get("head_seq", 0))
         self._dirty = False
@@ -200,7 +200,7 @@ class VectorIndex:
     async def _same_database(self) -> bool:
         """Whether the newest indexed document is still in the collection under the same number."""
         if self._head_seq == 0:
-            return self._watermark == 0 and not self._labels
+            return self._top == 0 and not self._labels
         found = await self.documents.find_one({sequence.SEQ_FIELD: self._head_seq}, {"_id": 1})
         return found is not None and str(found["_id"]) == str(self._head_id)
 
@@ -236,8 +236,9 @@ class VectorIndex:
                 "space": self.space,
                 "count": len(self._labels),
                 "capacity": int(self._index.get_max_elements()),
-                "watermark": self._watermark,
-                "resolved": sorted(self._resolved),
+                "watermark": self.watermark,
+                "top": self._top,
+                "holes": sorted(self._holes),
                 "head_seq": self._head_seq,
                 "head_id": None if self._head_id is None else str(self._head_id),
                 "index_file": index_name,
@@ -279,60 +280,44 @@ class VectorIndex:
 
     async def _catch_up(self) -> int:
         added = 0
+        pending = sorted(self._holes)
+        for start in range(0, len(pending), HOLES_PER_QUERY):
+            chunk = pending[start : start + HOLES_PER_QUERY]
+            added += await self._apply(await self._read({"$in": chunk}), fills_holes=True)
         while True:
-            batch = await self._read_batch()
-            if not batch:
-                break
-            added += await self._apply(batch)
+            batch = await self._read({"$gt": self._top}, limit=BATCH)
+            added += await self._apply(batch, fills_holes=False)
             if len(batch) < BATCH:
                 break
-        await self._fence_old_holes()
+        added += await self._fence_old_holes()
         return added
 
-    async def _read_batch(self) -> list[dict[str, Any]]:
-        """Up to BATCH documents (and tombstones) with numbers not yet handled, in order."""
-        top = max(self._resolved, default=self._watermark)
-        missing = self._missing_numbers(top)
+    async def _read(self, condition: dict[str, Any], limit: int = 0) -> list[dict[str, Any]]:
+        """Documents and tombstones whose ``_seq`` meets condition, in ``_seq`` order."""
         projection = {sequence.SEQ_FIELD: 1, "text": 1, sequence.TOMBSTONE_FIELD: 1}
-        if len(missing) <= MISSING_QUERY_LIMIT:
-            query: dict[str, Any] = {
-                "$or": [
-                    {sequence.SEQ_FIELD: {"$in": missing}},
-                    {sequence.SEQ_FIELD: {"$gt": top}},
-                ]
-            }
-            if not missing:
-                query = {sequence.SEQ_FIELD: {"$gt": top}}
-        else:
-            query = {sequence.SEQ_FIELD: {"$gt": self._watermark}}
+        cursor = (
+            self.documents.find({sequence.SEQ_FIELD: condition}, projection)
+            .sort(sequence.SEQ_FIELD, 1)
+            .limit(limit)
+        )
         found: list[dict[str, Any]] = []
-        cursor = self.documents.find(query, projection).sort(sequence.SEQ_FIELD, 1)
         async for document in cursor:
             seq = document.get(sequence.SEQ_FIELD)
-            if not isinstance(seq, int | float) or isinstance(seq, bool):
-                continue
-            seq = int(seq)
-            if seq <= self._watermark or seq in self._resolved:
-                continue
-            document[sequence.SEQ_FIELD] = seq
+            if isinstance(seq, bool) or not isinstance(seq, int | float) or seq != int(seq):
+                continue  # not a sequence number this server wrote
+            document[sequence.SEQ_FIELD] = int(seq)
             found.append(document)
-            if len(found) >= BATCH:
-                break
-        await cursor.close()
         return found
 
-    def _missing_numbers(self, top: int) -> list[int]:
-        """Holes between the watermark and top, at most MISSING_QUERY_LIMIT + 1 of them."""
-        holes: list[int] = []
-        for number in range(self._watermark + 1, top):
-            if number not in self._resolved:
-                holes.append(number)
-                if len(holes) > MISSING_QUERY_LIMIT:
-                    break
-        return holes
-
-    async def _apply(self, batch: list[dict[str, Any]]) -> int:
-        live = [doc for doc in batch if not doc.get(sequence.TOMBSTONE_FIELD)]
+    async def _apply(self, batch: list[dict[str, Any]], fills_holes: bool) -> int:
+        """Index the live documents of batch and account for every number in it."""
+        if not batch:
+            return 0
+        live = [
+            doc
+            for doc in batch
+            if not doc.get(sequence.TOMBSTONE_FIELD) and doc[sequence.SEQ_FIELD] not in self._labels
+        ]
         texts = [_text_of(doc) for doc in live]
         vectors: Vectors = await asyncio.to_thread(self.embedder.embed, texts)
         seqs = [doc[sequence.SEQ_FIELD] for doc in live]
@@ -340,13 +325,18 @@ class VectorIndex:
             if seqs:
                 await asyncio.to_thread(self._add, vectors, seqs)
                 self._labels.update(seqs)
-                self._dirty = True
                 newest = max(live, key=lambda doc: doc[sequence.SEQ_FIELD])
                 if newest[sequence.SEQ_FIELD] > self._head_seq:
                     self._head_seq = newest[sequence.SEQ_FIELD]
                     self._head_id = newest.get("_id")
-            self._resolved.update(doc[sequence.SEQ_FIELD] for doc in batch)
-            self._advance()
+            for doc in batch:
+                seq = doc[sequence.SEQ_FIELD]
+                if fills_holes:
+                    self._holes.discard(seq)
+                    self._hole_seen.pop(seq, None)
+                elif seq > self._top:
+                    self._holes.update(range(self._top + 1, seq))  # in flight, or abandoned
+                    self._top = seq
             self._dirty = True
         return len(seqs)
 
@@ -359,42 +349,23 @@ class VectorIndex:
             self._index.resize_index(capacity)
         self._index.add_items(vectors, np.asarray(seqs, dtype=np.uint64))
 
-    def _advance(self) -> None:
-        while self._watermark + 1 in self._resolved:
-            self._watermark += 1
-            self._resolved.discard(self._watermark)
-            self._missing_since.pop(self._watermark, None)
-
-    async def _fence_old_holes(self) -> None:
-        """Claim holes older than gap_timeout with tombstones, so the watermark can move."""
-        top = max(self._resolved, default=self._watermark)
-        if top <= self._watermark:
-            self._missing_since.clear()
-            return
+    async def _fence_old_holes(self) -> int:
+        """Claim holes older than gap_timeout with tombstones; return documents added meanwhile."""
         now = time.monotonic()
-        holes = self._missing_numbers(top)[:MISSING_QUERY_LIMIT]
-        current = set(holes)
-        for seq in list(self._missing_since):
-            if seq not in current:
-                del self._missing_since[seq]
-        for seq in holes:
-            self._missing_since.setdefault(seq, now)
+        for seq in list(self._hole_seen):
+            if seq not in self._holes:
+                del self._hole_seen[seq]
+        for seq in self._holes:
+            self._hole_seen.setdefault(seq, now)
         if self.gap_timeout is None:
-            return
-        expired = [
-            seq for seq, since in self._missing_since.items() if now - since >= self.gap_timeout
-        ]
+            return 0
+        expired = sorted(s for s, seen in self._hole_seen.items() if now - seen >= self.gap_timeout)
         if not expired:
-            return
-        for seq in expired:
-            await sequence.fence(self.documents, seq)  # False: a document won; read it next run
-            self._missing_since.pop(seq, None)
-        await self._catch_up_after_fence()
-
-    async def _catch_up_after_fence(self) -> None:
-        batch = await self._read_batch()
-        if batch:
-            await self._apply(batch)
+            return 0
+        for seq in expired[:HOLES_PER_QUERY]:
+            await sequence.fence(self.documents, seq)  # False: the late document won the number
+        found = await self._read({"$in": expired[:HOLES_PER_QUERY]})
+        return await self._apply(found, fills_holes=True)
 
     # -- search ------------------------------------------------------------------------
 
