@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""AUTH-* checks: 401 + WWW-Authenticate on every operation, Bearer header and access_token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from dualstore_conformance.checks.http import problem_slug
+from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.model import Level
+from dualstore_conformance.registry import check
+
+
+def _operations(ctx: CheckContext) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx kwargs) for every operation that requires auth, except the stream."""
+    body = {
+        "text": f"conformance {ctx.check_id} run {ctx.run_id}",
+        "metadata": {CONFORMANCE_KEY: ctx.tag()},
+    }
+    base = ctx.collection_path
+    return [
+        ("GET", "/v1/collections", {}),
+        ("GET", f"{base}/recent", {"params": {"limit": "1"}}),
+        ("GET", f"{base}/search", {"params": {"q": "conformance", "k": "1"}}),
+        ("GET", f"{base}/{uuid.uuid4().hex}", {}),
+        ("POST", base, {"json": body}),
+    ]
+
+
+async def auth_required(ctx: CheckContext) -> bool:
+    """Whether the target refuses an unauthenticated request; skip when it cannot be judged."""
+    response = await ctx.request(
+        "GET", f"{ctx.collection_path}/recent", auth=False, params={"limit": "1"}
+    )
+    if response.status_code == 401:
+        return True
+    if ctx.target.token is None:
+        ctx.skip(
+            "the target does not require authentication (no --token given and an "
+            "unauthenticated request succeeded)"
+        )
+    ctx.fail(
+        "an unauthenticated request was accepted although a token is configured",
+        expected="401 unauthorized",
+        received=f"{response.status_code}",
+        evidence=ctx.evidence(response),
+        reproduce=ctx.curl(
+            "GET",
+            f"{ctx.collection_path}/recent",
+            headers={"Authorization": ""},
+            params={"limit": "1"},
+        ),
+    )
+
+
+def _require_token(ctx: CheckContext) -> str:
+    if not ctx.target.token:
+        ctx.skip("no --token given: a valid token is needed to prove it is accepted")
+    return ctx.target.token
+
+
+def _challenge_problems(status: int, headers: Any, slug: str | None) -> list[str]:
+    problems = []
+    if status != 401:
+        problems.append(f"status {status}")
+    challenge = str(headers.get("www-authenticate", ""))
+    if not challenge.lower().startswith("bearer"):
+        problems.append(f"WWW-Authenticate {challenge or '(missing)'!r}")
+    if slug != "unauthorized":
+        problems.append(f"problem type {slug!r}")
+    return problems
+
+
+@check(
+    id="auth-required-every-operation",
+    title="Auth: every operation without a token gets 401 with WWW-Authenticate: Bearer",
+    rules=["AUTH-001", "HTTP-001"],
+)
+async def required_everywhere(ctx: CheckContext) -> None:
+    await auth_required(ctx)
+    for token_header in ({}, {"Authorization": f"Bearer conformance-wrong-{uuid.uuid4().hex}"}):
+        for method, path, kwargs in _operations(ctx):
+            # A wrong token replaces the run's token (request headers win over the client's).
+            kwargs = {**kwargs, "headers": dict(token_header)}
+            response = await ctx.request(method, path, auth=bool(token_header), **kwargs)
+            problems = _challenge_problems(
+                response.status_code, response.headers, problem_slug(response)
+            )
+            if problems:
+                label = "a wrong token" if token_header else "no token"
+                ctx.fail(
+                    f"{method} {path} with {label} was not refused properly",
+                    expected="401 unauthorized problem with WWW-Authenticate: Bearer",
+                    received="; ".join(problems),
+                    evidence=ctx.evidence(response),
+                    reproduce=ctx.curl(
+                        method,
+                        path,
+                        headers=token_header or {"Authorization": ""},
+                        params=kwargs.get("params"),
+                        body=kwargs.get("json"),
+                    ),
+                )
+        async with ctx.open_stream(headers=token_header, auth=bool(token_header)) as stream:
+            problems = _challenge_problems(stream.status, stream.headers, _slug_of(stream.json()))
+            if problems:
+                ctx.fail(
+                    "the stream without a valid token was not refused properly",
+                    expected="401 unauthorized problem with WWW-Authenticate: Bearer",
+                    received="; ".join(problems),
+                    evidence=stream.evidence(),
+                    reproduce=stream.reproduce(),
+                )
+
+
+def _slug_of(body: Any) -> str | None:
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind.rsplit(":", 1)[-1] if isinstance(kind, str) else None
+
+
+@check(
+    id="auth-bearer-accepted",
+    title="Auth: a valid Bearer token is accepted on every operation, the stream included",
+    rules=["AUTH-002"],
+)
+async def bearer_accepted(ctx: CheckContext) -> None:
+    _require_token(ctx)
+    for method, path, kwargs in _operations(ctx):
+        response = await ctx.request(method, path, **kwargs)
+        if response.status_code == 401:
+            ctx.fail(
+                f"{method} {path} refused a valid token",
+                expected="not 401",
+                received=f"{response.status_code}",
+                evidence=ctx.evidence(response),
+                reproduce=ctx.curl(
+                    method, path, params=kwargs.get("params"), body=kwargs.get("json")
+                ),
+            )
+    async with ctx.open_stream() as stream:
+        if stream.status != 200:
+            ctx.fail(
+                "the stream refused a valid Bearer token",
+                expected="200 text/event-stream",
+                received=f"{stream.status}",
+                evidence=stream.evidence(),
+                reproduce=stream.reproduce(),
+            )
+
+
+@check(
+    id="auth-stream-access-token",
+    title="Auth: the stream accepts the token in the access_token query parameter",
+    rules=["AUTH-003"],
+)
+async def stream_access_token(ctx: CheckContext) -> None:
+    token = _require_token(ctx)
+    async with ctx.open_stream(params={"access_token": token}, auth=False) as stream:
+        if stream.status != 200:
+            ctx.fail(
+                "the stream refused a valid access_token query parameter",
+                expected="200 text/event-stream",
+                received=f"{stream.status}",
+                evidence=stream.evidence(),
+                reproduce=stream.reproduce(),
+            )
+
+
+@check(
+    id="auth-access-token-only-on-stream",
+    title="Auth: access_token is not honoured on operations other than the stream",
+    rules=["AUTH-004"],
+    level=Level.SHOULD,
+)
+async def access_token_only_on_stream(ctx: CheckContext) -> None:
+    token = _require_token(ctx)
+    await auth_required(ctx)
+    path = f"{ctx.collection_path}/recent"
+    params = {"access_token": token, "limit": "1"}
+    response = await ctx.request("GET", path, auth=False, params=params)
+    if response.status_code != 401:
+        ctx.fail(
+            "recent accepted a token in the access_token query parameter",
+            expected="401 (the query token is only for the stream)",
+            received=f"{response.status_code}",
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl(
+                "GET",
+                path,
+                headers={"Authorization": ""},
+                params={"access_token": "$TOKEN", "limit": "1"},
+            ),
+        )

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""FILTER-* checks: unsafe and malformed filters rejected; semantics on nested metadata."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from dualstore_conformance import client as http
+from dualstore_conformance.checks.http import expect_problem
+from dualstore_conformance.checks.read import own_ids
+from dualstore_conformance.checks.search import search
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.registry import check
+
+UNSAFE_FILTERS: list[dict[str, Any]] = [
+    {"$where": "sleep(1000) || true"},
+    {"$expr": {"$eq": [1, 1]}},
+    {"$function": {"body": "function() { return true }", "args": [], "lang": "js"}},
+    {"metadata.name": {"$regex": "^a"}},
+    {"metadata.name": {"$conformanceUnknown": 1}},
+    {"metadata.$name": 1},
+    {"metadata.a": {"$ne": 1}},
+    {"$nor": [{"metadata.a": 1}]},
+    {"metadata.a": {"$elemMatch": {"b": 1}}},
+]
+"""Filters outside the language (the last ones: MongoDB operators the language does not define)."""
+
+
+def _encode_raw(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+async def _expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> None:
+    for path, extra in (
+        (f"{ctx.collection_path}/recent", {}),
+        (f"{ctx.collection_path}/search", {"q": "conformance"}),
+    ):
+        params = {**extra, "filter": value}
+        response = await ctx.request("GET", path, params=params)
+        expect_problem(
+            ctx,
+            response,
+            400,
+            "invalid-filter",
+            f"{label} was not 400 invalid-filter",
+            ctx.curl("GET", path, params=params),
+        )
+
+
+@check(
+    id="filter-unsafe-operators-400",
+    title="Filter: $where, $expr, $function, $regex, unknown operators and $ in paths get 400",
+    rules=["FILTER-003", "HTTP-001"],
+)
+async def unsafe_operators(ctx: CheckContext) -> None:
+    for expression in UNSAFE_FILTERS:
+        await _expect_invalid_filter(ctx, http.encode_filter(expression), f"filter {expression}")
+
+
+@check(
+    id="filter-malformed-400",
+    title="Filter: not base64url, not UTF-8, not JSON or not an object gets 400 with a detail",
+    rules=["FILTER-002", "HTTP-001"],
+)
+async def malformed(ctx: CheckContext) -> None:
+    cases = {
+        "not base64url": "%%%not-base64%%%",
+        "not UTF-8": _encode_raw(b"\xff\xfe\xfd"),
+        "not JSON": _encode_raw(b"{metadata.a: 1"),
+        "not an object": _encode_raw(b"[1, 2, 3]"),
+    }
+    path = f"{ctx.collection_path}/recent"
+    for label, value in cases.items():
+        await _expect_invalid_filter(ctx, value, f"a filter that is {label}")
+        response = await ctx.request("GET", path, params={"filter": value})
+        detail = (http.problem(response) or {}).get("detail")
+        if not isinstance(detail, str) or not detail.strip():
+            ctx.fail(
+                f"400 for a filter that is {label} does not explain the problem",
+                expected="a problem with a non-empty detail",
+                received=response.text[:300],
+                evidence=ctx.evidence(response),
+                reproduce=ctx.curl("GET", path, params={"filter": value}),
+            )
+
+
+@check(
+    id="filter-nested-metadata",
+    title="Filter: metadata.a.b equality matches exactly the documents with that nested value",
+    rules=["FILTER-005", "FILTER-010", "READ-006", "SEARCH-006"],
+)
+async def nested_metadata(ctx: CheckContext) -> None:
+    shapes: list[tuple[dict[str, Any], bool]] = [
+        ({"a": {"b": 1}}, True),
+        ({"a": {"b": 1.0, "c": "x"}}, True),
+        ({"a": {"b": 2}}, False),
+        ({"a": {"c": {"b": 1}}}, False),
+        ({"b": 1}, False),
+        ({"a": {"b": "1"}}, False),
+        ({"a": 1}, False),
+    ]
+    expected = set()
+    for metadata, matches in shapes:
+        written = await ctx.insert(
+            text=f"nested filter {ctx.check_id} {metadata}", metadata=metadata
+        )
+        if matches:
+            expected.add(written["id"])
+    term = {"metadata.a.b": 1}
+    recent = set(await own_ids(ctx, term))
+    if recent != expected:
+        ctx.fail(
+            "recent with a nested metadata filter returned the wrong documents",
+            expected=str(sorted(expected)),
+            received=str(sorted(recent)),
+            reproduce=ctx.curl(
+                "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
+            ),
+        )
+    hits, reproduce = await search(
+        ctx, {"q": "nested filter", "k": "10", "filter": ctx.own_filter(term)}
+    )
+    found = {str(h.get("id")) for h in hits}
+    if found != expected:
+        ctx.fail(
+            "search with the same nested filter returned other documents than recent",
+            expected=str(sorted(expected)),
+            received=str(sorted(found)),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="filter-operators",
+    title="Filter: $in, $exists, typed $gt/$lte, $or and $and select exactly the right documents",
+    rules=["FILTER-006", "FILTER-007", "FILTER-009"],
+)
+async def operators(ctx: CheckContext) -> None:
+    values: list[Any] = [1, 5, 10, "5", "b", None]
+    ids: dict[str, str] = {}
+    for value in values:
+        ids[repr(value)] = (await ctx.insert(metadata={"v": value}))["id"]
+    ids["absent"] = (await ctx.insert(metadata={"other": 1}))["id"]
+
+    def pick(*keys: str) -> set[str]:
+        return {ids[k] for k in keys}
+
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"metadata.v": {"$in": [1, "b"]}}, pick("1", "'b'")),
+        ({"metadata.v": {"$exists": False}}, pick("absent")),
+        ({"metadata.v": {"$gt": 4}}, pick("5", "10")),
+        ({"metadata.v": {"$lte": "5"}}, pick("'5'")),
+        ({"metadata.v": {"$gte": 5, "$lt": 10}}, pick("5")),
+        ({"$or": [{"metadata.v": 1}, {"metadata.v": "b"}]}, pick("1", "'b'")),
+        ({"$and": [{"metadata.v": {"$gt": 1}}, {"metadata.v": {"$lt": 6}}]}, pick("5")),
+    ]
+    for term, wanted in cases:
+        got = set(await own_ids(ctx, term))
+        if got != wanted:
+            ctx.fail(
+                f"filter {term} selected the wrong documents",
+                expected=str(sorted(wanted)),
+                received=str(sorted(got)),
+                evidence={"documents": ids},
+                reproduce=ctx.curl(
+                    "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
+                ),
+            )

@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HEALTH-* checks: health shape, unauthenticated health and metrics, the collections list."""
+
+from __future__ import annotations
+
+from dualstore_conformance import client as http
+from dualstore_conformance.checks.http import expect_status
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.model import Level
+from dualstore_conformance.registry import check
+
+
+@check(
+    id="health-ok-shape",
+    title="Health: GET /v1/health answers ok, database up, collections, heartbeat_seconds, version",
+    rules=["HEALTH-001"],
+)
+async def health_shape(ctx: CheckContext) -> None:
+    response = await ctx.request("GET", "/v1/health")
+    reproduce = ctx.curl("GET", "/v1/health")
+    body = expect_status(ctx, response, 200, "health did not answer 200", reproduce)
+    problems = []
+    if not isinstance(body, dict):
+        problems.append("body is not a JSON object")
+    else:
+        if body.get("ok") is not True:
+            problems.append(f"ok is {body.get('ok')!r}")
+        if body.get("database") != "up":
+            problems.append(f"database is {body.get('database')!r}")
+        collections = body.get("collections")
+        if not (isinstance(collections, list) and all(isinstance(c, str) for c in collections)):
+            problems.append("collections is not a list of names")
+        heartbeat = body.get("heartbeat_seconds")
+        if isinstance(heartbeat, bool) or not isinstance(heartbeat, int | float) or heartbeat <= 0:
+            problems.append(f"heartbeat_seconds is {heartbeat!r}")
+        if not isinstance(body.get("version"), str):
+            problems.append("version is missing")
+    if problems:
+        ctx.fail(
+            "health answer has the wrong shape",
+            expected='{ok: true, collections: [...], database: "up", heartbeat_seconds, version}',
+            received="; ".join(problems),
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="health-without-credentials",
+    title="Health: /v1/health and /metrics answer without credentials",
+    rules=["HEALTH-002"],
+)
+async def health_without_credentials(ctx: CheckContext) -> None:
+    for path in ("/v1/health", "/metrics"):
+        response = await ctx.request("GET", path, auth=False)
+        expect_status(
+            ctx,
+            response,
+            200,
+            f"GET {path} without credentials was not 200",
+            ctx.curl("GET", path, headers={"Authorization": ""}),
+        )
+
+
+@check(
+    id="health-collections-list",
+    title="Health: /v1/collections lists the same valid collection names as health",
+    rules=["HEALTH-005"],
+)
+async def collections_list(ctx: CheckContext) -> None:
+    response = await ctx.request("GET", "/v1/collections")
+    reproduce = ctx.curl("GET", "/v1/collections")
+    body = expect_status(ctx, response, 200, "/v1/collections did not answer 200", reproduce)
+    listed = body.get("collections") if isinstance(body, dict) else None
+    if not (isinstance(listed, list) and all(isinstance(c, str) for c in listed)):
+        ctx.fail(
+            "/v1/collections has no list of names",
+            expected="{collections: [names]}",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+    health = await ctx.request("GET", "/v1/health")
+    health_body = health.json() if health.status_code == 200 else {}
+    from_health = health_body.get("collections") if isinstance(health_body, dict) else None
+    if sorted(listed) != sorted(from_health or []):
+        ctx.fail(
+            "/v1/collections and health list different collections",
+            expected=f"the same names as health: {from_health}",
+            received=str(listed),
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+    if ctx.collection not in listed:
+        ctx.fail(
+            "the collection under test is not listed",
+            expected=f"{ctx.collection!r} in the list",
+            received=str(listed),
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="health-metrics-prometheus",
+    title="Health: /metrics answers the Prometheus text format",
+    rules=["HEALTH-006"],
+    level=Level.SHOULD,
+)
+async def metrics_prometheus(ctx: CheckContext) -> None:
+    response = await ctx.request("GET", "/metrics")
+    reproduce = ctx.curl("GET", "/metrics")
+    expect_status(ctx, response, 200, "/metrics did not answer 200", reproduce)
+    media = http.media_type(response.headers)
+    lines = [line for line in response.text.splitlines() if line and not line.startswith("#")]
+    if media != "text/plain" or not lines or any(len(line.split()) < 2 for line in lines):
+        ctx.fail(
+            "/metrics is not Prometheus text exposition",
+            expected="text/plain; version=0.0.4 with 'name value' sample lines",
+            received=f"{response.headers.get('content-type')}: {response.text[:200]}",
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTTP-* checks (problems, 404/405/415, malformed JSON) and helpers the REST checks share."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from dualstore_conformance import client as http
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.registry import check
+
+PROBLEM_PREFIX = "urn:dualstore:problem:"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+# -- helpers shared by the REST check modules ---------------------------------------------
+def problem_slug(response: httpx.Response) -> str | None:
+    """The slug of a problem+json answer's ``type`` (``not-found``), or None if not a problem."""
+    body = http.problem(response)
+    kind = body.get("type") if body else None
+    if not isinstance(kind, str):
+        return None
+    return kind[len(PROBLEM_PREFIX) :] if kind.startswith(PROBLEM_PREFIX) else kind
+
+
+def expect_problem(
+    ctx: CheckContext,
+    response: httpx.Response,
+    status: int,
+    slugs: str | tuple[str, ...],
+    title: str,
+    reproduce: str,
+    rules: list[str] | None = None,
+) -> None:
+    """Fail unless response is a problem+json with that status and one of those slugs."""
+    wanted = (slugs,) if isinstance(slugs, str) else slugs
+    slug = problem_slug(response)
+    if response.status_code != status or slug not in wanted:
+        ctx.fail(
+            title,
+            expected=f"{status} application/problem+json, type "
+            + " or ".join(PROBLEM_PREFIX + s for s in wanted),
+            received=f"{response.status_code} {http.media_type(response.headers) or '-'}, "
+            f"type {slug!r}: {response.text[:200]}",
+            rules=rules,
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+
+
+def expect_status(
+    ctx: CheckContext,
+    response: httpx.Response,
+    status: int,
+    title: str,
+    reproduce: str,
+    rules: list[str] | None = None,
+) -> Any:
+    """Fail unless the response has that status; return its JSON body (None if not JSON)."""
+    if response.status_code != status:
+        ctx.fail(
+            title,
+            expected=f"{status}",
+            received=f"{response.status_code}: {response.text[:300]}",
+            rules=rules,
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+async def recent_own(
+    ctx: CheckContext, extra: dict[str, Any] | None = None, limit: int = 200
+) -> tuple[list[dict[str, Any]], httpx.Response, str]:
+    """This check's documents via recent (filtered on the run/check tag): items, response, curl."""
+    params = {"filter": ctx.own_filter(extra), "limit": str(limit)}
+    path = f"{ctx.collection_path}/recent"
+    response = await ctx.request("GET", path, params=params)
+    reproduce = ctx.curl("GET", path, params=params)
+    body = expect_status(ctx, response, 200, "recent with a filter was not answered 200", reproduce)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        ctx.fail(
+            "recent answer has no items list",
+            expected="{items: [...]}",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+    return items, response, reproduce
+
+
+def documented_methods(template: str) -> set[str]:
+    """Methods the OpenAPI document lists for a path template (``/v1/health``), upper case."""
+    import importlib
+
+    document = importlib.import_module("dualstore_spec").openapi()
+    paths = document.get("paths") or {}
+    prefix = ""
+    servers = document.get("servers") or []
+    if servers:
+        from urllib.parse import urlparse
+
+        prefix = urlparse(str(servers[0].get("url", ""))).path.rstrip("/")
+    for key, item in paths.items():
+        if prefix + key == template or key == template:
+            return {m.upper() for m in item if m in HTTP_METHODS}
+    return set()
+
+
+def missing_collection_name() -> str:
+    """A collection name that fits the usual pattern and that no deployment serves."""
+    return f"conformance_missing_{uuid.uuid4().hex[:12]}"
+
+
+# -- checks -------------------------------------------------------------------------------
+@check(
+    id="http-unknown-route-404",
+    title="HTTP: a path the API does not define gets 404 not-found problem",
+    rules=["HTTP-007", "HTTP-001"],
+)
+async def unknown_route(ctx: CheckContext) -> None:
+    for path in ("/conformance-no-such-route", f"{ctx.collection_path}/recent/conformance/extra"):
+        response = await ctx.request("GET", path)
+        expect_problem(
+            ctx,
+            response,
+            404,
+            "not-found",
+            f"GET {path} was not a 404 not-found problem",
+            ctx.curl("GET", path),
+        )
+
+
+@check(
+    id="http-unknown-collection-404",
+    title="HTTP: a collection the deployment does not serve gets 404 unknown-collection",
+    rules=["HTTP-008", "HTTP-001"],
+)
+async def unknown_collection(ctx: CheckContext) -> None:
+    path = f"/v1/{missing_collection_name()}/recent"
+    response = await ctx.request("GET", path)
+    expect_problem(
+        ctx,
+        response,
+        404,
+        "unknown-collection",
+        "recent of an unknown collection was not 404 unknown-collection",
+        ctx.curl("GET", path),
+    )
+
+
+@check(
+    id="http-method-not-allowed-allow",
+    title="HTTP: an unsupported method gets 405 with Allow listing exactly the documented methods",
+    rules=["HTTP-005", "HTTP-001"],
+)
+async def method_not_allowed(ctx: CheckContext) -> None:
+    cases = [
+        ("POST", "/v1/health", "/v1/health"),
+        ("DELETE", ctx.collection_path, "/v1/{collection}"),
+        ("PUT", f"{ctx.collection_path}/recent", "/v1/{collection}/recent"),
+    ]
+    for method, path, template in cases:
+        documented = documented_methods(template)
+        if not documented or method in documented:
+            continue
+        response = await ctx.request(method, path, json={} if method in {"POST", "PUT"} else None)
+        reproduce = ctx.curl(method, path, body={} if method in {"POST", "PUT"} else None)
+        expect_problem(
+            ctx,
+            response,
+            405,
+            "method-not-allowed",
+            f"{method} {template} was not a 405 method-not-allowed problem",
+            reproduce,
+        )
+        allow = {
+            m.strip().upper() for m in response.headers.get("allow", "").split(",") if m.strip()
+        }
+        if allow != documented:
+            ctx.fail(
+                f"405 for {method} {template} has a wrong Allow header",
+                expected=f"Allow: {', '.join(sorted(documented))}",
+                received=f"Allow: {response.headers.get('allow', '(missing)')}",
+                evidence=ctx.evidence(response),
+                reproduce=reproduce,
+            )
+
+
+@check(
+    id="http-unsupported-media-type-415",
+    title="HTTP: a POST that is not application/json gets 415 unsupported-media-type",
+    rules=["HTTP-006", "HTTP-001"],
+)
+async def unsupported_media_type(ctx: CheckContext) -> None:
+    headers = {"Content-Type": "text/plain"}
+    body = "conformance: not json"
+    response = await ctx.request(
+        "POST", ctx.collection_path, content=body.encode(), headers=headers
+    )
+    expect_problem(
+        ctx,
+        response,
+        415,
+        "unsupported-media-type",
+        "POST with Content-Type text/plain was not 415 unsupported-media-type",
+        ctx.curl("POST", ctx.collection_path, headers=headers, body=body),
+    )
+
+
+@check(
+    id="http-invalid-json-400",
+    title="HTTP: a POST body that is not well-formed JSON gets 400 invalid-json",
+    rules=["HTTP-009", "HTTP-001"],
+)
+async def invalid_json(ctx: CheckContext) -> None:
+    headers = {"Content-Type": "application/json"}
+    for body in (b'{"text": "conformance', b"\xff\xfe{}"):
+        response = await ctx.request("POST", ctx.collection_path, content=body, headers=headers)
+        expect_problem(
+            ctx,
+            response,
+            400,
+            "invalid-json",
+            "POST with a malformed JSON body was not 400 invalid-json",
+            ctx.curl("POST", ctx.collection_path, headers=headers, body=body),
+        )
+
+
+@check(
+    id="http-empty-optional-parameters",
+    title="HTTP: empty cursor and filter values count as absent",
+    rules=["HTTP-011"],
+)
+async def empty_optional_parameters(ctx: CheckContext) -> None:
+    path = f"{ctx.collection_path}/recent"
+    params = {"cursor": "", "filter": "", "limit": "1"}
+    response = await ctx.request("GET", path, params=params)
+    body = expect_status(
+        ctx,
+        response,
+        200,
+        "recent with empty cursor and filter was not 200",
+        ctx.curl("GET", path, params=params),
+    )
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        ctx.fail(
+            "recent with empty cursor and filter has no items list",
+            expected="{items: [...]}",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("GET", path, params=params),
+        )
+    search = f"{ctx.collection_path}/search"
+    params = {"q": "conformance", "filter": ""}
+    response = await ctx.request("GET", search, params=params)
+    expect_status(
+        ctx,
+        response,
+        200,
+        "search with an empty filter was not 200",
+        ctx.curl("GET", search, params=params),
+    )

@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""LIMIT-* checks: limit/k ranges, the 64 KiB body cap, oversized filters, 429 rate limiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from dualstore_conformance import client as http
+from dualstore_conformance.checks.http import expect_problem
+from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.registry import check
+
+MAX_BURST_REQUESTS = 2000
+"""Never send more than this many requests looking for a 429 (good-guest bound)."""
+
+
+def limit_value(limits: Mapping[str, Any], *needles: str, default: int) -> int:
+    """The first positive integer in limits whose key contains every needle (case-insensitive)."""
+    for key, value in limits.items():
+        if all(n in key.lower() for n in needles) and isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
+@check(
+    id="limit-page-limit-range",
+    title="Limits: recent with limit 0, 201 or not an integer gets 400 invalid-request",
+    rules=["LIMIT-003", "READ-002"],
+)
+async def page_limit(ctx: CheckContext) -> None:
+    top = limit_value(ctx.limits, "page", default=200)
+    path = f"{ctx.collection_path}/recent"
+    for value in (str(top + 1), "0", "-1", "ten", "1.5"):
+        params = {"limit": value}
+        response = await ctx.request("GET", path, params=params)
+        expect_problem(
+            ctx,
+            response,
+            400,
+            "invalid-request",
+            f"recent with limit={value} was not 400",
+            ctx.curl("GET", path, params=params),
+        )
+
+
+@check(
+    id="limit-search-k-range",
+    title="Limits: search with k 0, 51 or not an integer gets 400 invalid-request",
+    rules=["LIMIT-003", "SEARCH-002"],
+)
+async def search_k(ctx: CheckContext) -> None:
+    top = next(
+        (
+            v
+            for k, v in ctx.limits.items()
+            if k.lower() in {"max_k", "k_max", "search_k_max"} and isinstance(v, int)
+        ),
+        50,
+    )
+    path = f"{ctx.collection_path}/search"
+    for value in (str(top + 1), "0", "many"):
+        params = {"q": "conformance", "k": value}
+        response = await ctx.request("GET", path, params=params)
+        expect_problem(
+            ctx,
+            response,
+            400,
+            "invalid-request",
+            f"search with k={value} was not 400",
+            ctx.curl("GET", path, params=params),
+        )
+
+
+def body_of_size(size: int, ctx: CheckContext) -> bytes:
+    """A valid-looking JSON document body of exactly size bytes."""
+    skeleton = {"text": "", "metadata": {CONFORMANCE_KEY: ctx.tag()}}
+    empty = len(json.dumps(skeleton, separators=(",", ":")).encode())
+    skeleton["text"] = "x" * (size - empty)
+    raw = json.dumps(skeleton, separators=(",", ":")).encode()
+    assert len(raw) == size
+    return raw
+
+
+@check(
+    id="limit-body-413",
+    title="Limits: a body of 64 KiB + 1 byte gets 413 payload-too-large",
+    rules=["LIMIT-001", "HTTP-001"],
+)
+async def body_too_large(ctx: CheckContext) -> None:
+    cap = limit_value(ctx.limits, "body", default=65536)
+    raw = body_of_size(cap + 1, ctx)
+    headers = {"Content-Type": "application/json"}
+    response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
+    expect_problem(
+        ctx,
+        response,
+        413,
+        "payload-too-large",
+        f"a {cap + 1}-byte body was not 413 payload-too-large",
+        ctx.curl("POST", ctx.collection_path, headers=headers, body=raw),
+    )
+
+
+@check(
+    id="limit-filter-oversized-400",
+    title="Limits: a filter over the published encoded length gets 400 invalid-filter",
+    rules=["FILTER-004", "HTTP-001"],
+)
+async def filter_oversized(ctx: CheckContext) -> None:
+    cap = limit_value(ctx.limits, "filter", default=4096)
+    values = [f"v{n}" for n in range(cap // 4)]
+    value = http.encode_filter({"metadata.conformance": {"$in": values}})
+    while len(value) <= cap:
+        values += values
+        value = http.encode_filter({"metadata.conformance": {"$in": values}})
+    path = f"{ctx.collection_path}/recent"
+    response = await ctx.request("GET", path, params={"filter": value})
+    expect_problem(
+        ctx,
+        response,
+        400,
+        "invalid-filter",
+        f"a {len(value)}-character filter was not 400 invalid-filter",
+        ctx.curl("GET", path, params={"filter": value[:64] + "..."}),
+    )
+
+
+def _burst_size(limits: Mapping[str, Any]) -> int:
+    for needles in (("burst",), ("rate",)):
+        value = limit_value(limits, *needles, default=0)
+        if value:
+            return value
+    return 100
+
+
+@check(
+    id="limit-rate-limited-429",
+    title="Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
+    rules=["LIMIT-004", "HTTP-001"],
+    exclusive=True,
+    timeout_s=60.0,
+)
+async def rate_limited(ctx: CheckContext) -> None:
+    burst = _burst_size(ctx.limits)
+    budget = min(MAX_BURST_REQUESTS, burst * 3 + 50)
+    path = "/v1/collections"
+    limited: httpx.Response | None = None
+    sent = 0
+    while sent < budget and limited is None:
+        batch = min(25, budget - sent)
+        responses = await asyncio.gather(
+            *(ctx.request("GET", path, retry_rate_limited=False) for _ in range(batch)),
+            return_exceptions=True,
+        )
+        sent += batch
+        for response in responses:
+            if isinstance(response, httpx.Response) and response.status_code == 429:
+                limited = response
+                break
+    if limited is None:
+        ctx.skip(
+            f"no 429 after {sent} rapid requests: rate limiting is off or above "
+            f"{budget} requests for this target"
+        )
+    try:
+        expect_problem(
+            ctx,
+            limited,
+            429,
+            "rate-limited",
+            "429 is not a rate-limited problem",
+            ctx.curl("GET", path),
+        )
+        problems = []
+        retry_after = limited.headers.get("retry-after", "")
+        if not (retry_after.isdigit() and int(retry_after) >= 1):
+            problems.append(f"Retry-After {retry_after or '(missing)'!r} is not whole seconds >= 1")
+        for name in ("RateLimit", "RateLimit-Policy"):
+            if name.lower() not in limited.headers:
+                problems.append(f"{name} missing")
+        if problems:
+            ctx.fail(
+                "a 429 lacks the headers a client needs to back off",
+                expected="Retry-After (whole seconds >= 1), RateLimit, RateLimit-Policy",
+                received="; ".join(problems),
+                evidence=ctx.evidence(limited),
+                reproduce=ctx.curl("GET", path),
+            )
+    finally:
+        # Leave the bucket refilled for whoever comes next.
+        wait = limited.headers.get("retry-after", "1")
+        await asyncio.sleep(min(5.0, float(wait) if wait.isdigit() else 1.0))

@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""READ-* checks: by id, 404 for unknown ids, recent order and limit, cursor pagination."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from dualstore_conformance.checks.http import expect_problem, expect_status, recent_own
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.registry import check
+
+
+@check(
+    id="read-by-id",
+    title="Read: GET /v1/{collection}/{id} returns the document just written",
+    rules=["READ-005", "WRITE-009"],
+)
+async def read_by_id(ctx: CheckContext) -> None:
+    written = await ctx.insert(metadata={"kind": "by-id"})
+    path = f"{ctx.collection_path}/{written['id']}"
+    response = await ctx.request("GET", path)
+    doc = expect_status(
+        ctx,
+        response,
+        200,
+        "GET by id of a just-written document was not 200",
+        ctx.curl("GET", path),
+    )
+    body = written["body"]
+    if not isinstance(doc, dict) or (doc.get("id"), doc.get("text"), doc.get("metadata")) != (
+        written["id"],
+        body["text"],
+        body["metadata"],
+    ):
+        ctx.fail(
+            "GET by id returned something other than the document written",
+            expected=f"id={written['id']} text={body['text']!r} metadata={body['metadata']!r}",
+            received=response.text[:400],
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("GET", path),
+        )
+
+
+@check(
+    id="read-unknown-id-404",
+    title="Read: an id with no document, or outside the id pattern, gets 404 not-found problem",
+    rules=["READ-005", "HTTP-001"],
+)
+async def unknown_id(ctx: CheckContext) -> None:
+    for doc_id in (uuid.uuid4().hex, "conformance%20not%20an%20id"):
+        path = f"{ctx.collection_path}/{doc_id}"
+        response = await ctx.request("GET", path)
+        expect_problem(
+            ctx,
+            response,
+            404,
+            "not-found",
+            f"GET of unknown id {doc_id!r} was not 404",
+            ctx.curl("GET", path),
+        )
+
+
+@check(
+    id="read-recent-newest-first",
+    title="Read: recent lists newest first by timestamp",
+    rules=["READ-001", "READ-006"],
+)
+async def recent_order(ctx: CheckContext) -> None:
+    stamps = ["2026-01-01T00:00:02.000Z", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"]
+    ids = {}
+    for stamp in stamps:
+        ids[stamp] = (await ctx.insert(timestamp=stamp, metadata={"at": stamp}))["id"]
+    items, _, reproduce = await recent_own(ctx)
+    expected = [ids[s] for s in sorted(stamps, reverse=True)]
+    received = [i.get("id") for i in items]
+    if received != expected:
+        ctx.fail(
+            "recent is not newest first by timestamp",
+            expected=str(expected),
+            received=str(received),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="read-recent-limit",
+    title="Read: recent returns at most limit items and offers next when more follow",
+    rules=["READ-002", "READ-001"],
+)
+async def recent_limit(ctx: CheckContext) -> None:
+    for _ in range(3):
+        await ctx.insert()
+    path = f"{ctx.collection_path}/recent"
+    params = {"filter": ctx.own_filter(), "limit": "2"}
+    response = await ctx.request("GET", path, params=params)
+    reproduce = ctx.curl("GET", path, params=params)
+    body = expect_status(ctx, response, 200, "recent with limit=2 was not 200", reproduce)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) != 2 or not body.get("next"):
+        ctx.fail(
+            "recent with limit=2 over 3 documents did not answer 2 items and a next cursor",
+            expected="2 items and next",
+            received=response.text[:400],
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="read-cursor-stable-while-inserting",
+    title="Read: following next visits every document once, in order, while inserts happen",
+    rules=["READ-003", "READ-006"],
+    timeout_s=60.0,
+)
+async def cursor_stability(ctx: CheckContext) -> None:
+    # Distinct, older timestamps: the pages' expected order is known in advance.
+    original = []
+    for second in range(7):
+        stamp = f"2025-06-01T00:00:{second:02d}.000Z"
+        original.append((await ctx.insert(timestamp=stamp, metadata={"n": second}))["id"])
+    expected = list(reversed(original))
+    path = f"{ctx.collection_path}/recent"
+    params: dict[str, Any] = {"filter": ctx.own_filter(), "limit": "3"}
+    visited: list[str] = []
+    inserted: list[str] = []
+    for page in range(10):
+        response = await ctx.request("GET", path, params=params)
+        reproduce = ctx.curl("GET", path, params=params)
+        body = expect_status(
+            ctx, response, 200, f"page {page + 1} of recent was not 200", reproduce
+        )
+        visited += [str(i.get("id")) for i in body.get("items", [])]
+        # Newer documents and one with a timestamp inside the range already paged arrive
+        # between page requests: neither may cause a repeat or a skip of the original ones.
+        inserted.append((await ctx.insert(metadata={"during": page}))["id"])
+        inserted.append(
+            (
+                await ctx.insert(
+                    timestamp="2025-06-01T00:00:03.500Z", metadata={"during": page, "middle": True}
+                )
+            )["id"]
+        )
+        cursor = body.get("next")
+        if not cursor:
+            break
+        params = {**params, "cursor": cursor}
+    originals_seen = [i for i in visited if i in set(original)]
+    if originals_seen != expected:
+        ctx.fail(
+            "pagination while inserting repeated, skipped or reordered documents",
+            expected=f"{expected} (each once, newest first)",
+            received=str(originals_seen),
+            evidence={"visited": visited, "inserted_during": inserted},
+            reproduce=ctx.curl("GET", path, params={"filter": ctx.own_filter(), "limit": "3"}),
+        )
+    if len(visited) != len(set(visited)):
+        ctx.fail(
+            "pagination while inserting delivered a document twice",
+            expected="no repeats",
+            received=str(visited),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="read-invalid-cursor-400",
+    title="Read: a cursor the server did not issue gets 400 invalid-cursor",
+    rules=["READ-004", "HTTP-001"],
+)
+async def invalid_cursor(ctx: CheckContext) -> None:
+    path = f"{ctx.collection_path}/recent"
+    for cursor in ("conformance-not-a-cursor", "eyJub3QiOiJhIGN1cnNvciJ9", "!!"):
+        params = {"cursor": cursor}
+        response = await ctx.request("GET", path, params=params)
+        expect_problem(
+            ctx,
+            response,
+            400,
+            "invalid-cursor",
+            f"cursor {cursor!r} was not 400 invalid-cursor",
+            ctx.curl("GET", path, params=params),
+        )
+
+
+async def own_ids(ctx: CheckContext, extra: dict[str, Any] | None = None) -> list[str]:
+    """Ids of this check's documents (optionally with extra filter terms) via recent."""
+    items, _, _ = await recent_own(ctx, extra)
+    return [str(i.get("id")) for i in items]

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""WRITE-* checks: 201 + Location, validation, timestamps, default metadata, idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from dualstore_conformance.checks.http import expect_problem, expect_status, recent_own
+from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.registry import check
+
+CLOCK_TOLERANCE_S = 300.0
+"""How far the server's receive time may be from ours (clock skew between machines)."""
+
+
+def _parse_z(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
+
+
+@check(
+    id="write-created-location",
+    title="Write: POST answers 201 with {id} and a Location naming /v1/{collection}/{id}",
+    rules=["WRITE-001"],
+)
+async def created_location(ctx: CheckContext) -> None:
+    written = await ctx.insert()
+    response = written["response"]
+    location = response.headers.get("location", "")
+    expected = f"{ctx.collection_path}/{written['id']}"
+    if not (location == expected or (location.endswith(expected) and "://" in location)):
+        ctx.fail(
+            "201 has no Location naming the new document",
+            expected=f"Location: {expected}",
+            received=f"Location: {location or '(missing)'}",
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("POST", ctx.collection_path, body=written["body"]),
+        )
+
+
+@check(
+    id="write-read-your-writes",
+    title="Write: the document is readable at its Location as soon as POST answered 201",
+    rules=["WRITE-009", "READ-005"],
+)
+async def read_your_writes(ctx: CheckContext) -> None:
+    written = await ctx.insert(metadata={"kind": "read-your-writes"})
+    location = (
+        written["response"].headers.get("location") or f"{ctx.collection_path}/{written['id']}"
+    )
+    response = await ctx.request("GET", location)
+    reproduce = ctx.curl("GET", location)
+    doc = expect_status(
+        ctx, response, 200, "GET of a just-created document's Location was not 200", reproduce
+    )
+    if (
+        not isinstance(doc, dict)
+        or doc.get("id") != written["id"]
+        or doc.get("text") != written["body"]["text"]
+    ):
+        ctx.fail(
+            "GET of the Location returned another document",
+            expected=f"id {written['id']} with the text written",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+
+
+@check(
+    id="write-validation-422",
+    title="Write: a body breaking the schema (no/empty text, extra property, wrong type) gets 422",
+    rules=["WRITE-002", "HTTP-010"],
+)
+async def validation_failed(ctx: CheckContext) -> None:
+    tag = {CONFORMANCE_KEY: ctx.tag()}
+    bodies: list[dict[str, Any]] = [
+        {"metadata": tag},
+        {"text": "", "metadata": tag},
+        {"text": "conformance extra property", "metadata": tag, "conformance_extra": 1},
+        {"text": 42, "metadata": tag},
+        {"text": "conformance metadata not an object", "metadata": ["not", "an", "object"]},
+        {"text": "conformance timestamp wrong type", "timestamp": 1700000000000, "metadata": tag},
+    ]
+    for body in bodies:
+        response = await ctx.request("POST", ctx.collection_path, json=body)
+        expect_problem(
+            ctx,
+            response,
+            422,
+            "validation-failed",
+            f"invalid body {body!r} was not 422 validation-failed"[:200],
+            ctx.curl("POST", ctx.collection_path, body=body),
+        )
+
+
+@check(
+    id="write-metadata-validation-422",
+    title="Write: metadata with $/dotted/empty keys, depth over 8 or unsafe numbers gets 422",
+    rules=["WRITE-005"],
+)
+async def metadata_validation(ctx: CheckContext) -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for level in range(9):
+        deep = {f"l{level}": deep}
+    bad: list[dict[str, Any]] = [
+        {"$where": "1"},
+        {"a.b": 1},
+        {"": 1},
+        {"nul\u0000key": 1},
+        {"nested": deep},
+        {"big": 2**53},
+    ]
+    for metadata in bad:
+        body = {
+            "text": f"conformance {ctx.check_id}",
+            "metadata": {**metadata, CONFORMANCE_KEY: ctx.tag()},
+        }
+        response = await ctx.request("POST", ctx.collection_path, json=body)
+        expect_problem(
+            ctx,
+            response,
+            422,
+            "validation-failed",
+            f"metadata {next(iter(metadata))!r}... was not 422 validation-failed",
+            ctx.curl("POST", ctx.collection_path, body=body),
+        )
+
+
+@check(
+    id="write-timestamp-normalised",
+    title="Write: a timestamp with a +02:00 offset reads back as the same instant in UTC, ms, Z",
+    rules=["WRITE-003", "DOC-002"],
+)
+async def timestamp_normalised(ctx: CheckContext) -> None:
+    cases = {
+        "2026-03-04T12:34:56.789+02:00": "2026-03-04T10:34:56.789Z",
+        "2026-03-04T23:30:00-05:30": "2026-03-05T05:00:00.000Z",
+        "2026-03-04T10:00:00.123456Z": "2026-03-04T10:00:00.123Z",
+    }
+    for sent, wanted in cases.items():
+        written = await ctx.insert(timestamp=sent, metadata={"sent": sent})
+        path = f"{ctx.collection_path}/{written['id']}"
+        response = await ctx.request("GET", path)
+        doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+        got = doc.get("timestamp") if isinstance(doc, dict) else None
+        if got != wanted:
+            ctx.fail(
+                "timestamp was not normalised to UTC with milliseconds and Z",
+                expected=f"{sent} -> {wanted}",
+                received=repr(got),
+                evidence=ctx.evidence(response),
+                reproduce=ctx.curl("GET", path),
+            )
+
+
+@check(
+    id="write-default-timestamp",
+    title="Write: a document posted without timestamp gets the server's receive time",
+    rules=["WRITE-004"],
+)
+async def default_timestamp(ctx: CheckContext) -> None:
+    before = datetime.now(UTC)
+    written = await ctx.insert()
+    path = f"{ctx.collection_path}/{written['id']}"
+    response = await ctx.request("GET", path)
+    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    stamp = _parse_z(doc.get("timestamp") if isinstance(doc, dict) else None)
+    if stamp is None or abs((stamp - before).total_seconds()) > CLOCK_TOLERANCE_S:
+        ctx.fail(
+            "a document without timestamp did not get the receive time",
+            expected=f"about {before.isoformat()} (±{CLOCK_TOLERANCE_S:.0f} s of clock skew)",
+            received=repr(doc.get("timestamp") if isinstance(doc, dict) else doc),
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("GET", path),
+        )
+
+
+@check(
+    id="write-default-metadata",
+    title="Write: a document posted without metadata reads back with metadata {}",
+    rules=["WRITE-006"],
+)
+async def default_metadata(ctx: CheckContext) -> None:
+    # This document cannot carry the metadata tag; its text names the run and the check.
+    body = {"text": f"{ctx.unique_text('no-metadata')} run {ctx.run_id}"}
+    response = await ctx.request("POST", ctx.collection_path, json=body)
+    created = expect_status(
+        ctx,
+        response,
+        201,
+        "POST without metadata was not 201",
+        ctx.curl("POST", ctx.collection_path, body=body),
+    )
+    doc_id = created.get("id") if isinstance(created, dict) else None
+    path = f"{ctx.collection_path}/{doc_id}"
+    response = await ctx.request("GET", path)
+    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    if not isinstance(doc, dict) or doc.get("metadata") != {}:
+        ctx.fail(
+            "a document written without metadata does not read back with metadata {}",
+            expected="metadata: {}",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("GET", path),
+        )
+
+
+@check(
+    id="write-idempotent-replay",
+    title="Write: the same Idempotency-Key and body answer the same id and create one document",
+    rules=["WRITE-007"],
+)
+async def idempotent_replay(ctx: CheckContext) -> None:
+    headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
+    first = await ctx.insert(text=ctx.unique_text("idempotent"), headers=headers)
+    response = await ctx.request("POST", ctx.collection_path, json=first["body"], headers=headers)
+    reproduce = ctx.curl("POST", ctx.collection_path, headers=headers, body=first["body"])
+    again = expect_status(
+        ctx, response, 201, "a replayed POST with the same key was not 201", reproduce
+    )
+    if not isinstance(again, dict) or again.get("id") != first["id"]:
+        ctx.fail(
+            "a replayed POST with the same Idempotency-Key answered another id",
+            expected=f"id {first['id']}",
+            received=response.text[:300],
+            evidence=ctx.evidence(response),
+            reproduce=reproduce,
+        )
+    items, _, recent_reproduce = await recent_own(ctx)
+    if len(items) != 1:
+        ctx.fail(
+            "a replayed POST created a second document",
+            expected="exactly 1 document",
+            received=f"{len(items)} documents",
+            reproduce=recent_reproduce,
+        )
+
+
+@check(
+    id="write-idempotency-key-reuse-422",
+    title="Write: an Idempotency-Key reused with another body gets 422 and creates nothing",
+    rules=["WRITE-008"],
+)
+async def idempotency_key_reuse(ctx: CheckContext) -> None:
+    headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
+    first = await ctx.insert(text=ctx.unique_text("first"), headers=headers)
+    body = {**first["body"], "text": ctx.unique_text("different")}
+    response = await ctx.request("POST", ctx.collection_path, json=body, headers=headers)
+    reproduce = ctx.curl("POST", ctx.collection_path, headers=headers, body=body)
+    expect_problem(
+        ctx,
+        response,
+        422,
+        "idempotency-key-reuse",
+        "a reused Idempotency-Key with another body was not 422 idempotency-key-reuse",
+        reproduce,
+    )
+    items, _, recent_reproduce = await recent_own(ctx)
+    if [i.get("id") for i in items] != [first["id"]]:
+        ctx.fail(
+            "a rejected reuse of an Idempotency-Key created a document",
+            expected=f"only {first['id']}",
+            received=str([i.get("id") for i in items]),
+            reproduce=recent_reproduce,
+        )
