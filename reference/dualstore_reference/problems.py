@@ -118,7 +118,10 @@ def serialize_error(
         ):
             detail = f"No resource at {req.path}"
         if isinstance(error, falcon.HTTPMethodNotAllowed):
-            allow = (error.headers or {}).get("Allow", "")
+            # Falcon lists its automatic OPTIONS responder; Allow names documented methods.
+            methods = (error.headers or {}).get("Allow", "").split(",")
+            allow = ", ".join(m.strip() for m in methods if m.strip() not in ("", "OPTIONS"))
+            resp.set_header("Allow", allow)
             detail = f"{req.method} is not allowed here; allowed: {allow}"
         body = problem_body(error.status_code, slug, title, detail)
     resp.data = json.dumps(body, separators=(",", ":")).encode("utf-8")

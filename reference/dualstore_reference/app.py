@@ -1,0 +1,319 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The app factory: ``create_app(settings)`` builds the Falcon ASGI app of one worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import falcon
+import falcon.asgi
+from bson.codec_options import DatetimeConversion
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from . import problems
+from .metrics import Metrics
+from .resources import api
+from .security.auth import AuthMiddleware
+from .security.client_ip import Network, client_ip, parse_networks
+from .security.cors import CORS
+from .security.ratelimit import RateLimitMiddleware
+from .settings import Settings
+from .store.documents import Store
+
+if TYPE_CHECKING:
+    from .search.index import VectorIndex
+
+Hook = Callable[[], Awaitable[None]]
+Document = dict[str, Any]
+log = logging.getLogger("dualstore.app")
+DEFAULT_DATABASE = "dualstore"
+MAINTENANCE_SECONDS = 5.0
+PING_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class AppState:
+    """Everything one worker process shares between requests."""
+
+    settings: Settings
+    metrics: Metrics
+    client: AsyncMongoClient[Document]
+    database: AsyncDatabase[Document]
+    store: Store
+    indexes: dict[str, VectorIndex] = field(default_factory=dict)
+    startup_hooks: list[Hook] = field(default_factory=list)
+    """Run in order after the store is ready (the stream registers its tailers here)."""
+    shutdown_hooks: list[Hook] = field(default_factory=list)
+    """Run in reverse order at shutdown, before the database client closes."""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    proxies: tuple[Network, ...] = ()
+    started: bool = False
+
+    def client_ip(self, req: falcon.asgi.Request) -> str:
+        """The client address (X-Forwarded-For only from TRUSTED_PROXIES)."""
+        return client_ip(req, self.proxies)
+
+    async def ping(self) -> bool:
+        """True if the database answers a ping within a short timeout."""
+        try:
+            await asyncio.wait_for(self.client.admin.command("ping"), PING_TIMEOUT_SECONDS)
+        except (TimeoutError, PyMongoError, OSError):
+            return False
+        return True
+
+    async def start(self) -> None:
+        """Indexes, legacy adoption, vector indexes, then the registered startup hooks."""
+        await self._prepare_store()
+        await self._open_indexes()
+        for hook in self.startup_hooks:
+            await hook()
+        self.tasks.append(asyncio.create_task(self._maintain(), name="dualstore-maintenance"))
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop background work, run shutdown hooks, save indexes, close the client."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for hook in reversed(self.shutdown_hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+        for index in self.indexes.values():
+            try:
+                await index.save()
+            except Exception:
+                log.exception("saving a vector index failed")
+        await self.client.close()
+
+    async def _prepare_store(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await self.store.ensure_indexes()
+                for collection in self.store.collections.values():
+                    await collection.adopt_legacy()
+                return
+            except PyMongoError as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("database not ready (%s); retrying", error)
+                await asyncio.sleep(1)
+
+    async def _open_indexes(self) -> None:
+        try:
+            from .search.embedders import embedder_from_settings
+            from .search.index import VectorIndex
+        except ImportError:
+            log.warning("vector search is not available (search package missing)")
+            return
+        embedder = embedder_from_settings(self.settings.embedder, self.settings.embedding_dim)
+        for name in self.settings.collections:
+            index = VectorIndex(
+                self.database[name],
+                embedder,
+                self.settings.data_dir / "index" / name,
+                gap_timeout=self.settings.gap_timeout_seconds,
+            )
+            await index.open()
+            self.indexes[name] = index
+            self.metrics.index_size.labels(name).set(len(index))
+
+    async def _maintain(self) -> None:
+        """Every few seconds: adopt legacy documents, catch indexes up and save them."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            try:
+                for name, collection in self.store.collections.items():
+                    await collection.adopt_legacy()
+                    index = self.indexes.get(name)
+                    if index is not None:
+                        await index.catch_up()
+                        if index.dirty:
+                            await index.save()
+                        self.metrics.index_size.labels(name).set(len(index))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("maintenance pass failed", exc_info=True)
+
+
+class Lifespan:
+    """ASGI lifespan: start and stop the state with the worker."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.state.start()
+
+    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.state.stop()
+
+
+class RequestMetrics:
+    """Count requests by route template and status; time them; optional worker header."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.pid = str(os.getpid())
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: object,
+        req_succeeded: bool,
+    ) -> None:
+        route = req.uri_template or "unmatched"
+        status = str(resp.status_code)
+        metrics = self.state.metrics
+        metrics.requests.labels(route, req.method, status).inc()
+        started = getattr(req.context, "started", None)
+        if started is not None:
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+        if self.state.settings.debug_headers:
+            resp.set_header("X-Dualstore-Worker", self.pid)
+
+
+class StreamUnavailable:
+    """Placeholder stream endpoint while the stream package is missing: 503 problem."""
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, collection: str
+    ) -> None:
+        raise problems.Problem("unavailable", "Streaming is not available on this server.")
+
+
+def _filter_parser() -> Callable[[str], Document] | None:
+    try:
+        from .store import filters
+    except ImportError:
+        return None
+
+    def parse(encoded: str) -> Document:
+        try:
+            query: Document = filters.parse(encoded)
+        except filters.FilterError as error:
+            raise problems.Problem("invalid-filter", str(error)) from None
+        return query
+
+    return parse
+
+
+def _stream_resource(state: AppState) -> object:
+    """The stream engineer's StreamResource wired to this state (hooks registered)."""
+    try:
+        from .resources.stream import StreamResource
+        from .stream.service import StreamConfig, StreamService
+    except ImportError:
+        log.warning("streaming is not available (stream package missing)")
+        return StreamUnavailable()
+    settings = state.settings
+    service = StreamService(
+        state.database,
+        list(settings.collections),
+        StreamConfig(
+            heartbeat_seconds=settings.sse_heartbeat_seconds,
+            retry_ms=settings.sse_retry_ms,
+            cap_per_ip=settings.stream_cap_per_ip,
+            gap_timeout_seconds=settings.gap_timeout_seconds,
+            subscriber_queue_size=settings.subscriber_queue_size,
+        ),
+    )
+    state.startup_hooks.append(service.start)
+    state.shutdown_hooks.append(service.stop)
+    return StreamResource(
+        service,
+        parse_filter=_filter_parser(),
+        client_ip=state.client_ip,
+        metrics=state.metrics,
+    )
+
+
+def build_state(settings: Settings) -> AppState:
+    """The per-process state (database client created, not yet connected)."""
+    if not settings.mongodb_uri:
+        raise ValueError("MONGODB_URI is required to build the app (dualstore serve sets it)")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri,
+        tz_aware=True,
+        datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+        serverSelectionTimeoutMS=5000,
+        appname="dualstore-reference",
+    )
+    database = client.get_default_database(DEFAULT_DATABASE)
+    return AppState(
+        settings=settings,
+        metrics=Metrics(),
+        client=client,
+        database=database,
+        store=Store(database, settings.collections),
+        proxies=parse_networks(settings.trusted_proxies),
+    )
+
+
+def create_app(settings: Settings) -> falcon.asgi.App:
+    """The ASGI app of one worker: middleware, routes, problem+json errors."""
+    state = build_state(settings)
+    middleware: list[object] = [Lifespan(state), RequestMetrics(state)]
+    if settings.cors_origins:
+        middleware.append(CORS(settings.cors_origins))
+    if settings.rate_limit_enabled:
+        middleware.append(
+            RateLimitMiddleware(
+                settings.rate_limit_per_second, settings.rate_limit_burst, state.proxies
+            )
+        )
+    middleware.append(AuthMiddleware(settings.auth_tokens))
+    app = falcon.asgi.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = False
+    problems.install(app)
+    app.add_route("/v1/health", api.HealthResource(state))
+    app.add_route("/v1/collections", api.CollectionsResource(state))
+    app.add_route("/v1/{collection}", api.CollectionResource(state))
+    app.add_route("/v1/{collection}/recent", api.RecentResource(state))
+    app.add_route("/v1/{collection}/search", api.SearchResource(state))
+    app.add_route("/v1/{collection}/stream", _stream_resource(state))
+    app.add_route("/v1/{collection}/{id}", api.DocumentResource(state))
+    app.add_route("/metrics", api.MetricsResource(state))
+    if settings.ui_enabled:
+        try:
+            from .resources import ui
+        except ImportError:
+            log.warning("UI_ENABLED=1 but the UI module is missing")
+        else:
+            ui.register(app, state)
+    if settings.faults:
+        try:
+            from . import faults
+        except ImportError:
+            log.warning("DUALSTORE_FAULTS set but the faults module is missing")
+        else:
+            wrapped: falcon.asgi.App = faults.wrap(app, settings)
+            return wrapped
+    return app
+
+
+def asgi_from_env() -> falcon.asgi.App:
+    """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    return create_app(Settings.from_env())

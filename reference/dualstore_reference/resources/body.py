@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Request bodies: media type (415), size cap without buffering (413), JSON (400), NewDoc (422)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import falcon.asgi
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from ..problems import Problem
+from ..store.timestamps import TimestampError, parse_rfc3339
+
+OPENAPI_URI = "urn:dualstore:openapi"
+NEWDOC_FIELDS = frozenset({"text", "timestamp", "metadata"})
+MAX_METADATA_DEPTH = 8
+INT64 = (-(2**63), 2**63 - 1)
+
+
+async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
+    """The parsed JSON body; never holds more than max_bytes + one chunk in memory."""
+    media = (req.content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise Problem(
+            "unsupported-media-type",
+            f"Content-Type must be application/json, got {req.content_type or 'none'}.",
+        )
+    charset = _charset(req.content_type or "")
+    if charset not in (None, "utf-8", "utf8"):
+        raise Problem("unsupported-media-type", f"JSON bodies are UTF-8; got charset={charset}.")
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise Problem(
+            "payload-too-large", f"The body is {length} bytes; the limit is {max_bytes} bytes."
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in req.stream:
+        size += len(chunk)
+        if size > max_bytes:
+            raise Problem(
+                "payload-too-large", f"The body exceeds the limit of {max_bytes} bytes."
+            )
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        return json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise Problem("invalid-json", "The body is not valid UTF-8.") from None
+    except json.JSONDecodeError as error:
+        raise Problem(
+            "invalid-json", f"The body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}."
+        ) from None
+    except ValueError as error:
+        raise Problem("invalid-json", f"The body is not valid JSON: {error}.") from None
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+@functools.cache
+def newdoc_validator() -> Draft202012Validator | None:
+    """A validator for the OpenAPI NewDoc schema (None if the spec has none)."""
+    try:
+        import dualstore_spec
+
+        document = dualstore_spec.openapi()
+    except Exception:
+        return None
+    if not isinstance(document, dict):
+        return None
+    if "NewDoc" not in document.get("components", {}).get("schemas", {}):
+        return None
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(OPENAPI_URI, resource)
+    return Draft202012Validator(
+        {"$ref": f"{OPENAPI_URI}#/components/schemas/NewDoc"},
+        registry=registry,
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def validate_new_doc(body: Any) -> dict[str, Any]:
+    """The body if it is a valid NewDoc; else 422 validation-failed naming the problem."""
+    problems: list[str] = []
+    validator = newdoc_validator()
+    if validator is not None:
+        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path)):
+            where = "/" + "/".join(str(p) for p in error.path)
+            problems.append(f"{where}: {error.message}")
+            if len(problems) >= 5:
+                break
+    if not problems:
+        problems = _hand_check(body)
+    if problems:
+        raise Problem(
+            "validation-failed",
+            "; ".join(problems),
+            extra={"errors": [{"detail": p} for p in problems]},
+        )
+    assert isinstance(body, dict)
+    return body
+
+
+def _hand_check(body: Any) -> list[str]:
+    """Rules JSON Schema cannot state (or a spec without NewDoc): the same NewDoc rules."""
+    if not isinstance(body, dict):
+        return ["/: the body must be a JSON object"]
+    problems = [f"/{key}: unknown field" for key in body if key not in NEWDOC_FIELDS]
+    text = body.get("text")
+    if not isinstance(text, str) or not text:
+        problems.append("/text: required, a non-empty string")
+    if "timestamp" in body:
+        stamp = body["timestamp"]
+        if not isinstance(stamp, str):
+            problems.append("/timestamp: must be an RFC 3339 date-time string")
+        else:
+            try:
+                parse_rfc3339(stamp)
+            except TimestampError as error:
+                problems.append(f"/timestamp: {error}")
+    if "metadata" in body:
+        metadata = body["metadata"]
+        if not isinstance(metadata, dict):
+            problems.append("/metadata: must be an object")
+        else:
+            problems.extend(_check_value(metadata, "/metadata", 1))
+    return problems[:5]
+
+
+def _check_value(value: Any, where: str, depth: int) -> list[str]:
+    if isinstance(value, dict):
+        if depth > MAX_METADATA_DEPTH:
+            return [f"{where}: metadata nests deeper than {MAX_METADATA_DEPTH} levels"]
+        found: list[str] = []
+        for key, item in value.items():
+            if "." in key or key.startswith("$") or "\x00" in key:
+                found.append(f"{where}/{key}: keys may not contain '.', NUL or start with '$'")
+            else:
+                found.extend(_check_value(item, f"{where}/{key}", depth + 1))
+        return found
+    if isinstance(value, list):
+        if depth > MAX_METADATA_DEPTH:
+            return [f"{where}: metadata nests deeper than {MAX_METADATA_DEPTH} levels"]
+        found = []
+        for index, item in enumerate(value):
+            found.extend(_check_value(item, f"{where}/{index}", depth + 1))
+        return found
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return [f"{where}: integers must fit in 64 bits"]
+    return []
