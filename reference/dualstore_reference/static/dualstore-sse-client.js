@@ -1,0 +1,1 @@
+../../../clients/js/dualstore-sse-client.js
