@@ -282,7 +282,11 @@ class CheckContext:
         path: str | None = None,
         retry_rate_limited: bool = True,
     ) -> StreamReader:
-        """``async with ctx.open_stream(...) as reader``: GET /v1/{collection}/stream."""
+        """``async with ctx.open_stream(...) as reader``: GET /v1/{collection}/stream.
+
+        Any 429 is retried after its Retry-After (for up to 20 s, scaled) unless
+        ``retry_rate_limited=False`` (the stream cap checks want to see the 429).
+        """
         return StreamReader(
             self,
             path or f"{self.collection_path}/stream",
@@ -363,11 +367,8 @@ class StreamReader:
             if not (self.retry_rate_limited and self.response is not None
                     and self.status == 429):
                 break
+            # rate-limited, or too-many-streams while other checks' slots drain: wait
             await self.response.aread()
-            if not _rate_limited(self.response):
-                await self.response.aclose()
-                self.body = self.response.content
-                return self
             wait = _retry_after(self.response)
             await self.response.aclose()
             if time.monotonic() + wait > deadline:
@@ -474,6 +475,10 @@ class StreamReader:
     def events(self) -> list[Event]:
         """Every event received so far."""
         return [item for _, item in self.items if isinstance(item, Event)]
+
+    def events_of(self, type: str) -> list[Event]:
+        """Every event of one type received so far."""
+        return [item for _, item in self.items if isinstance(item, Event) and item.type == type]
 
     @property
     def comments(self) -> list[Comment]:

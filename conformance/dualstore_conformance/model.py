@@ -35,6 +35,8 @@ class Target:
     collection: str | None = None
     heartbeat_seconds: float = 15.0
     timeout_multiplier: float = 1.0
+    heartbeat_explicit: bool = False
+    """True when the user declared heartbeat_seconds (--heartbeat-seconds) for this target."""
 
 
 @dataclass

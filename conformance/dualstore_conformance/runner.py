@@ -26,6 +26,9 @@ from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckSpec,
 PROPERTY_STAGE_ID = "property"
 """Selection id of the Schemathesis layer (its results have ids starting with it)."""
 
+HEARTBEAT_WAIT = "heartbeat-wait"
+"""Check tag: the check waits for heartbeats; its timeout grows by 3 intervals."""
+
 LEVEL_ORDER = {Level.MUST: 0, Level.SHOULD: 1, Level.MAY: 2}
 
 
@@ -220,7 +223,10 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
     reported = health.get("heartbeat_seconds")
     if heartbeat_from_health and isinstance(reported, int | float) and reported > 0:
         heartbeat = float(reported)
-    resolved = dataclasses.replace(target, collection=collection, heartbeat_seconds=heartbeat)
+    resolved = dataclasses.replace(
+        target, collection=collection, heartbeat_seconds=heartbeat,
+        heartbeat_explicit=target.heartbeat_explicit or not heartbeat_from_health,
+    )
     return Environment(
         target=resolved,
         run_id=uuid.uuid4().hex[:12],
@@ -267,7 +273,10 @@ async def run_one(
         exclusive=spec.exclusive,
         health=env.health,
     )
-    timeout = spec.timeout_s * env.target.timeout_multiplier
+    budget_s = spec.timeout_s
+    if HEARTBEAT_WAIT in spec.tags:
+        budget_s += 3 * env.target.heartbeat_seconds + 5
+    timeout = budget_s * env.target.timeout_multiplier
     started = time.monotonic()
     result = CheckResult(
         id=spec.id, title=spec.title, level=spec.level, rules=list(spec.rules),

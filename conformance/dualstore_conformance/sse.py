@@ -52,6 +52,8 @@ class SSEParser:
     """The reconnection time last set by a valid ``retry`` field."""
     comments: int = 0
     """How many comment lines were seen."""
+    blocks: int = 0
+    """How many non-empty blocks a blank line completed (including ones dispatching nothing)."""
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
@@ -62,6 +64,7 @@ class SSEParser:
     _has_data: bool = False
     _event_type: str = ""
     _id_set: bool = False
+    _block_lines: int = 0
 
     def feed(self, chunk: bytes) -> list[Item]:
         """Parse a chunk; return the events and comments it completed, in order."""
@@ -95,10 +98,14 @@ class SSEParser:
 
     def _line(self, line: str) -> Iterator[Item]:
         if line == "":
+            if self._block_lines:
+                self.blocks += 1
+                self._block_lines = 0
             event = self._dispatch()
             if event is not None:
                 yield event
             return
+        self._block_lines += 1
         if line.startswith(":"):
             self.comments += 1
             yield Comment(line[1:])

@@ -44,6 +44,8 @@ def assert_matches(vector: dict[str, Any], events: list[Event], parser: SSEParse
             assert got.id_set == want["id_set"]
     if "comments" in expected:
         assert parser.comments == expected["comments"]
+    if "blocks" in expected:
+        assert parser.blocks == expected["blocks"]
     if "last_event_id" in expected:
         assert parser.last_event_id == expected["last_event_id"]
     if "retry_ms" in expected:

@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""SSE-ORDER checks: exactly-once, one consistent order, stable ids, commit-before-event, start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+
+from dualstore_conformance.context import CheckContext, StreamReader
+from dualstore_conformance.model import Level
+from dualstore_conformance.registry import check
+from dualstore_conformance.ssehelp import (
+    doc_ids,
+    doc_of,
+    event_dict,
+    insert_many,
+    open_and_ready,
+    own_params,
+)
+
+READERS = 3
+WRITERS = 4
+DOCUMENTS = 40
+
+
+@check(
+    id="sse-order-concurrent-exactly-once",
+    title="Order: concurrent writers, several readers: every insert once, one order, same ids",
+    rules=["SSE-ORDER-001", "SSE-ORDER-002", "SSE-ORDER-003"],
+    timeout_s=60,
+)
+async def concurrent_exactly_once(ctx: CheckContext) -> None:
+    """4 writers insert 40 documents while 3 readers watch the check's own documents."""
+    async with contextlib.AsyncExitStack() as stack:
+        readers: list[StreamReader] = []
+        for _ in range(READERS):
+            reader = await stack.enter_async_context(ctx.open_stream(own_params(ctx)))
+            await open_and_ready(reader, ctx)
+            readers.append(reader)
+        inserted = await insert_many(ctx, DOCUMENTS, writers=WRITERS, label="order")
+        expected = set(inserted)
+        deadline = ctx.scaled(15.0)
+        await asyncio.gather(*(
+            r.wait_for(lambda r: len(r.events_of("insert")) >= DOCUMENTS, deadline)
+            for r in readers
+        ))
+        # linger: a duplicate or stray event would arrive now
+        await asyncio.sleep(ctx.scaled(0.5))
+        sequences = []
+        for index, reader in enumerate(readers):
+            events = reader.events_of("insert")
+            ids = doc_ids(events)
+            counts = Counter(ids)
+            duplicates = sorted(i for i, n in counts.items() if n > 1)
+            missing = sorted(expected - set(ids))
+            strangers = sorted(set(ids) - expected)
+            if duplicates or missing or strangers:
+                ctx.fail(
+                    "A stream did not deliver every insert exactly once",
+                    expected=f"each of the {DOCUMENTS} inserted documents exactly once",
+                    received=(
+                        f"reader {index}: {len(events)} events; missing {missing[:5]} "
+                        f"({len(missing)}), duplicated {duplicates[:5]}, unexpected "
+                        f"{strangers[:5]}"
+                    ),
+                    rules=["SSE-ORDER-001"],
+                    evidence={"reader": index, "ids": ids, **reader.evidence()},
+                    reproduce=reader.reproduce(),
+                )
+            sequences.append([(d, e.last_event_id) for d, e in zip(ids, events, strict=True)])
+        first = sequences[0]
+        for index, sequence in enumerate(sequences[1:], start=1):
+            order_a = [d for d, _ in first]
+            order_b = [d for d, _ in sequence]
+            if order_a != order_b:
+                at = next(i for i, (a, b) in enumerate(zip(order_a, order_b, strict=True))
+                          if a != b)
+                ctx.fail(
+                    "Two streams delivered the same documents in different orders",
+                    expected="one consistent order on every stream of the collection",
+                    received=f"reader 0 and reader {index} differ at position {at}: "
+                             f"{order_a[at]} vs {order_b[at]}",
+                    rules=["SSE-ORDER-002"],
+                    evidence={"reader_0": order_a, f"reader_{index}": order_b},
+                    reproduce=readers[0].reproduce(),
+                )
+            if first != sequence:
+                diff = next((a, b) for a, b in zip(first, sequence, strict=True) if a != b)
+                ctx.fail(
+                    "A document carries different event ids on different streams",
+                    expected="the same event id for a document on every stream",
+                    received=f"document {diff[0][0]}: id {diff[0][1]!r} vs {diff[1][1]!r}",
+                    rules=["SSE-ORDER-003"],
+                    evidence={"reader_0": first, f"reader_{index}": sequence},
+                    reproduce=readers[0].reproduce(),
+                )
+        event_ids = [e for _, e in first]
+        if len(set(event_ids)) != len(event_ids):
+            repeated = [i for i, n in Counter(event_ids).items() if n > 1]
+            ctx.fail(
+                "Different documents share an event id",
+                expected="distinct event ids (ids identify positions)",
+                received=f"repeated ids {repeated[:5]}",
+                rules=["SSE-ORDER-003"],
+                evidence={"sequence": first},
+                reproduce=readers[0].reproduce(),
+            )
+
+
+@check(
+    id="sse-order-committed-before-event",
+    title="Order: a document is readable by id as soon as its insert event arrives",
+    rules=["SSE-ORDER-004"],
+    timeout_s=30,
+)
+async def committed_before_event(ctx: CheckContext) -> None:
+    """GET /v1/{collection}/{id} right after each insert event answers 200."""
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await open_and_ready(reader, ctx)
+        writer = asyncio.create_task(insert_many(ctx, 5, writers=2, label="commit"))
+        try:
+            for _ in range(5):
+                event = await reader.next_event(ctx.scaled(10.0), type="insert")
+                if event is None:
+                    break
+                doc = doc_of(event) or {}
+                path = f"{ctx.collection_path}/{doc.get('id')}"
+                response = await ctx.request("GET", path)
+                if response.status_code != 200:
+                    ctx.fail(
+                        "A document announced by an insert event is not readable yet",
+                        expected=f"GET {path} -> 200 once its insert event was received",
+                        received=f"{response.status_code}",
+                        evidence={"event": event_dict(event), **ctx.evidence(response)},
+                        reproduce=ctx.curl("GET", path),
+                    )
+        finally:
+            await writer
+
+
+@check(
+    id="sse-order-start-point",
+    title="Order: a stream without a resume token starts live (nothing from before it opened)",
+    rules=["SSE-ORDER-005"],
+    timeout_s=30,
+)
+async def start_point(ctx: CheckContext) -> None:
+    """Documents committed before the open are not sent; ones after are."""
+    before = await ctx.insert(text=ctx.unique_text("before"))
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await open_and_ready(reader, ctx)
+        after = await ctx.insert(text=ctx.unique_text("after"))
+        await reader.wait_for(
+            lambda r: after["id"] in doc_ids(r.events_of("insert")), ctx.scaled(5.0)
+        )
+        await asyncio.sleep(ctx.scaled(0.3))
+        ids = doc_ids(reader.events_of("insert"))
+        if before["id"] in ids or ids.count(after["id"]) != 1 or len(ids) != 1:
+            ctx.fail(
+                "A stream without a resume token did not start at its open",
+                expected=f"only {after['id']} (committed after the open), once",
+                received=f"insert events for {ids}",
+                evidence=reader.evidence(),
+                reproduce=reader.reproduce(),
+            )
+
+
+@check(
+    id="sse-order-latency",
+    title="Order: under light load an insert reaches an open stream within 2 s",
+    rules=["SSE-ORDER-006"],
+    level=Level.SHOULD,
+    timeout_s=30,
+)
+async def latency(ctx: CheckContext) -> None:
+    """Time from the 201 answer to the insert event, for 3 documents."""
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await open_and_ready(reader, ctx)
+        delays = []
+        for _ in range(3):
+            sent = await ctx.insert()
+            answered = time.monotonic()
+            event = await reader.next_event(ctx.scaled(10.0), type="insert")
+            if event is None:
+                ctx.fail(
+                    "An insert did not reach the open stream",
+                    expected=f"insert event for {sent['id']}",
+                    received="nothing within 10 s",
+                    evidence=reader.evidence(),
+                    reproduce=reader.reproduce(),
+                )
+            received_at = next(t for t, item in reversed(reader.items) if item is event)
+            delays.append(max(0.0, received_at - answered))
+        worst = max(delays)
+        if worst > ctx.scaled(2.0):
+            ctx.fail(
+                "Insert events are slow to reach open streams",
+                expected="each within 2 s of the insert's 201",
+                received=f"delays {', '.join(f'{d:.2f} s' for d in delays)}",
+                evidence={"delays_s": delays},
+                reproduce=reader.reproduce(),
+                severity="medium",
+            )

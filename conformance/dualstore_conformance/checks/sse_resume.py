@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""SSE-RESUME checks: Last-Event-ID, since=<id>, since=<time>, precedence, malformed, empty."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.model import Level
+from dualstore_conformance.registry import check
+from dualstore_conformance.ssehelp import (
+    doc_ids,
+    insert_many,
+    open_and_ready,
+    own_params,
+    problem_errors,
+    require_open,
+)
+
+
+async def _history(ctx: CheckContext, count: int, label: str) -> list[tuple[str, str]]:
+    """Insert count documents while watching; [(doc id, event id)] in delivery order."""
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await open_and_ready(reader, ctx)
+        await insert_many(ctx, count, label=label)
+        events = await reader.collect(count, ctx.scaled(10.0))
+        if len(events) < count:
+            ctx.fail(
+                "Inserted documents did not reach the stream (needed to test resuming)",
+                expected=f"{count} insert events",
+                received=f"{len(events)}",
+                rules=["SSE-ORDER-001"],
+                evidence=reader.evidence(),
+                reproduce=reader.reproduce(),
+            )
+        return list(zip(doc_ids(events), [e.last_event_id for e in events], strict=True))
+
+
+async def _resumed(
+    ctx: CheckContext,
+    expected_replay: list[str],
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    what: str = "resume",
+    rules: list[str] | None = None,
+) -> None:
+    """Open with the resume inputs; require exactly expected_replay, then one live document."""
+    async with ctx.open_stream(own_params(ctx, **(params or {})), headers=headers) as reader:
+        await require_open(ctx, reader, what)
+        replayed = await reader.collect(len(expected_replay), ctx.scaled(10.0))
+        live = await ctx.insert(text=ctx.unique_text("live"))
+        await reader.wait_for(
+            lambda r: live["id"] in doc_ids(r.events_of("insert")), ctx.scaled(5.0)
+        )
+        await asyncio.sleep(ctx.scaled(0.3))
+        got = doc_ids(reader.events_of("insert"))
+        want = [*expected_replay, live["id"]]
+        del replayed
+        if got != want:
+            ctx.fail(
+                f"Stream opened with {what} did not replay exactly the missed events, then live",
+                expected=f"documents {want}",
+                received=f"documents {got}",
+                rules=rules,
+                evidence={"request_headers": headers or {}, **reader.evidence()},
+                reproduce=reader.reproduce(),
+            )
+
+
+@check(
+    id="sse-resume-last-event-id",
+    title="Resume: Last-Event-ID replays exactly the missed events, then live",
+    rules=["SSE-RESUME-001"],
+    timeout_s=40,
+)
+async def last_event_id(ctx: CheckContext) -> None:
+    """Disconnect after a, b, c; insert d, e; resume after b: c, d, e, then live."""
+    seen = await _history(ctx, 3, "seen")
+    missed = await insert_many(ctx, 2, label="missed")
+    await _resumed(
+        ctx, [seen[2][0], *missed], headers={"Last-Event-ID": seen[1][1]}, what="Last-Event-ID"
+    )
+
+
+@check(
+    id="sse-resume-since-id",
+    title="Resume: since=<event id> resumes like Last-Event-ID",
+    rules=["SSE-RESUME-002"],
+    timeout_s=40,
+)
+async def since_id(ctx: CheckContext) -> None:
+    """since=<id of b> after a, b, c then d, e missed: c, d, e, then live."""
+    seen = await _history(ctx, 3, "seen")
+    missed = await insert_many(ctx, 2, label="missed")
+    await _resumed(ctx, [seen[2][0], *missed], params={"since": seen[1][1]}, what="since=<id>")
+
+
+def _stamp(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+@check(
+    id="sse-resume-since-time",
+    title="Resume: since=<RFC 3339 time> sends documents timestamped at or after it, then live",
+    rules=["SSE-RESUME-003"],
+    timeout_s=40,
+)
+async def since_time(ctx: CheckContext) -> None:
+    """Timestamps out of insert order; the replay keeps delivery order, filters by time."""
+    base = dt.datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=dt.UTC)
+    since = base + dt.timedelta(hours=1)
+    plan = [
+        ("late", base + dt.timedelta(hours=3)),
+        ("early", base),
+        ("exact", since),
+        ("just-before", since - dt.timedelta(milliseconds=1)),
+        ("later", base + dt.timedelta(hours=2)),
+    ]
+    kept = []
+    for label, stamp in plan:
+        result = await ctx.insert(text=ctx.unique_text(label), timestamp=_stamp(stamp))
+        if stamp >= since:
+            kept.append(result["id"])
+    await _resumed(ctx, kept, params={"since": _stamp(since)}, what="since=<time>")
+
+
+@check(
+    id="sse-resume-header-wins",
+    title="Resume: Last-Event-ID header wins over since",
+    rules=["SSE-RESUME-004"],
+    timeout_s=40,
+)
+async def header_wins(ctx: CheckContext) -> None:
+    """Header = id of c, since = id of a: the replay starts after c."""
+    seen = await _history(ctx, 4, "seen")
+    await _resumed(
+        ctx,
+        [seen[3][0]],
+        headers={"Last-Event-ID": seen[2][1]},
+        params={"since": seen[0][1]},
+        what="Last-Event-ID and since",
+    )
+
+
+MALFORMED: list[tuple[str, dict[str, str], dict[str, str]]] = [
+    ("Last-Event-ID with a space and '!'", {"Last-Event-ID": "not a token!"}, {}),
+    ("Last-Event-ID of 129 characters", {"Last-Event-ID": "a" * 129}, {}),
+    ("Last-Event-ID with '/'", {"Last-Event-ID": "12/34"}, {}),
+    ("since neither token nor time", {}, {"since": "yesterday at noon"}),
+    ("since with an impossible date", {}, {"since": "2024-02-30T00:00:00Z"}),
+]
+
+
+@check(
+    id="sse-resume-malformed-token",
+    title="Resume: a malformed resume token gets 400 invalid-resume-token before any stream bytes",
+    rules=["SSE-RESUME-005"],
+    timeout_s=30,
+)
+async def malformed(ctx: CheckContext) -> None:
+    """Tokens outside the grammar, since values that are neither token nor time."""
+    for label, headers, params in MALFORMED:
+        async with ctx.open_stream(own_params(ctx, **params), headers=headers) as reader:
+            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
+                                    "invalid-resume-token")
+            if errors:
+                ctx.fail(
+                    "A malformed resume token was not rejected with 400 invalid-resume-token",
+                    expected="400 application/problem+json, type invalid-resume-token",
+                    received=f"{label}: " + "; ".join(errors),
+                    evidence=reader.evidence(),
+                    reproduce=reader.reproduce(),
+                )
+
+
+@check(
+    id="sse-resume-empty-is-absent",
+    title="Resume: an empty Last-Event-ID or since counts as absent (live only)",
+    rules=["SSE-RESUME-006"],
+    timeout_s=30,
+)
+async def empty_is_absent(ctx: CheckContext) -> None:
+    """Empty header and empty since: 200, nothing old replayed, new documents delivered."""
+    await ctx.insert(text=ctx.unique_text("old"))
+    await _resumed(ctx, [], headers={"Last-Event-ID": ""}, params={"since": ""},
+                   what="empty Last-Event-ID and since")
+
+
+@check(
+    id="sse-resume-from-old-id",
+    title="Resume: resuming from an older id replays the whole history after it",
+    rules=["SSE-RESUME-007"],
+    timeout_s=60,
+)
+async def from_old_id(ctx: CheckContext) -> None:
+    """Resume from the first of 60 documents: the other 59 in order, then live."""
+    seen = await _history(ctx, 1, "first")
+    rest = await _history(ctx, 59, "history")
+    await _resumed(ctx, [d for d, _ in rest], headers={"Last-Event-ID": seen[0][1]},
+                   what="an old Last-Event-ID")
+
+
+@check(
+    id="sse-resume-unknown-token",
+    title="Resume: a well-formed token the server never issued gets 400 invalid-resume-token",
+    rules=["SSE-RESUME-008"],
+    level=Level.SHOULD,
+    timeout_s=30,
+)
+async def unknown_token(ctx: CheckContext) -> None:
+    """A huge number and a random string, both inside the token grammar."""
+    for token in ("9" * 17, f"never-issued.{uuid.uuid4().hex}"):
+        async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as reader:
+            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
+                                    "invalid-resume-token")
+            if errors:
+                ctx.fail(
+                    "A never-issued resume token was not rejected",
+                    expected="400 invalid-resume-token",
+                    received=f"Last-Event-ID {token!r}: " + "; ".join(errors),
+                    evidence=reader.evidence(),
+                    reproduce=reader.reproduce(),
+                    severity="medium",
+                )

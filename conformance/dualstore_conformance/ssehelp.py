@@ -1,0 +1,200 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared helpers of the SSE protocol checks: opening own streams, judging events, Doc schema."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+from dualstore_conformance.client import media_type, problem
+from dualstore_conformance.context import CheckContext, StreamReader
+from dualstore_conformance.sse import Event
+
+TOKEN_GRAMMAR = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+"""The spec's event id / resume token grammar."""
+
+TIMESTAMP = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""RFC 3339 date-time (the spec's Timestamp format; the pattern is tightened from the spec)."""
+
+PROBLEM_PREFIX = "urn:dualstore:problem:"
+
+
+@functools.cache
+def doc_schema() -> dict[str, Any] | None:
+    """The OpenAPI Doc schema with components inlined for jsonschema, or None."""
+    try:
+        document = importlib.import_module("dualstore_spec").openapi()
+        schemas = document["components"]["schemas"]
+        doc = schemas["Doc"]
+    except Exception:
+        return None
+    return {"$defs": schemas, **_rewrite_refs(doc)}
+
+
+@functools.cache
+def timestamp_pattern() -> re.Pattern[str]:
+    """The spec's Timestamp pattern when it declares one, else a strict RFC 3339 pattern."""
+    try:
+        document = importlib.import_module("dualstore_spec").openapi()
+        pattern = document["components"]["schemas"]["Timestamp"].get("pattern")
+        if isinstance(pattern, str):
+            return re.compile(pattern)
+    except Exception:
+        pass
+    return TIMESTAMP
+
+
+def _rewrite_refs(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                out[key] = item.replace("#/components/schemas/", "#/$defs/")
+            else:
+                out[key] = _rewrite_refs(item)
+        return out
+    if isinstance(value, list):
+        return [_rewrite_refs(v) for v in value]
+    return value
+
+
+def doc_errors(value: Any) -> list[str]:
+    """Why value is not a Doc (empty when it is one)."""
+    schema = doc_schema()
+    if schema is None:
+        errors = []
+        if not isinstance(value, dict):
+            return ["not a JSON object"]
+        for name, kind in (("id", str), ("text", str), ("timestamp", str), ("metadata", dict)):
+            if not isinstance(value.get(name), kind):
+                errors.append(f"{name!r} missing or not {kind.__name__}")
+        return errors
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in validator.iter_errors(value)
+    ][:5]
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """An event for evidence."""
+    return {"type": event.type, "id": event.last_event_id if event.id_set else None,
+            "data": event.data[:300]}
+
+
+def doc_of(event: Event) -> dict[str, Any] | None:
+    """The Doc carried by an insert event, or None when data is not a JSON object."""
+    try:
+        value = json.loads(event.data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def doc_ids(events: Sequence[Event]) -> list[str]:
+    """Document ids of insert events (``?`` for undecodable data)."""
+    out = []
+    for event in events:
+        doc = doc_of(event)
+        out.append(str(doc.get("id")) if doc else "?")
+    return out
+
+
+async def require_open(ctx: CheckContext, reader: StreamReader, what: str = "stream") -> None:
+    """Fail unless the stream answered 200 text/event-stream."""
+    if reader.status != 200:
+        ctx.fail(
+            f"The {what} did not open",
+            expected="200 with Content-Type text/event-stream",
+            received=f"{reader.status} {reader.body[:300].decode('utf-8', 'replace')}",
+            evidence=reader.evidence(),
+            reproduce=reader.reproduce(),
+        )
+
+
+def own_params(ctx: CheckContext, **params: Any) -> dict[str, Any]:
+    """Query parameters of a stream filtered to this check's own documents (plus params)."""
+    return {"filter": ctx.own_filter(), **params}
+
+
+async def settle(ctx: CheckContext, seconds: float = 0.3) -> None:
+    """Let a just-opened stream finish joining (its on-open bytes arrive)."""
+    await asyncio.sleep(ctx.scaled(seconds))
+
+
+async def open_and_ready(reader: StreamReader, ctx: CheckContext) -> None:
+    """After ``__aenter__``: require 200 and wait for the first bytes (the join point)."""
+    await require_open(ctx, reader)
+    await reader.wait_first_byte(ctx.scaled(2.0))
+
+
+async def insert_many(ctx: CheckContext, count: int, writers: int = 1,
+                      metadata: dict[str, Any] | None = None,
+                      label: str = "doc") -> list[str]:
+    """Insert count tagged documents with ``writers`` concurrent writers; ids in commit order
+    as seen by the client (for concurrent writers the commit order is the server's to choose).
+    """
+    ids: list[str] = []
+    lock = asyncio.Lock()
+    counter = iter(range(count))
+
+    async def writer() -> None:
+        for number in counter:
+            meta = {"n": number, **(metadata or {})}
+            result = await ctx.insert(text=f"{label} {number} {ctx.run_id}", metadata=meta)
+            async with lock:
+                ids.append(result["id"])
+
+    await asyncio.gather(*(writer() for _ in range(max(1, writers))))
+    return ids
+
+
+def problem_errors(ctx: CheckContext, status: int, headers: Any, body: bytes,
+                   expected_status: int, slug: str) -> list[str]:
+    """What is wrong with an error answer expected to be ``expected_status`` problem ``slug``."""
+    errors = []
+    if status != expected_status:
+        errors.append(f"status {status}, expected {expected_status}")
+    media = media_type(headers)
+    if media != "application/problem+json":
+        errors.append(f"Content-Type {media or '(none)'}, expected application/problem+json")
+    try:
+        detail = json.loads(body) if body else None
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):
+        errors.append("body is not a JSON object")
+    else:
+        kind = detail.get("type")
+        if kind != PROBLEM_PREFIX + slug:
+            errors.append(f"problem type {kind!r}, expected {PROBLEM_PREFIX + slug!r}")
+    return errors
+
+
+__all__ = [
+    "PROBLEM_PREFIX",
+    "TOKEN_GRAMMAR",
+    "doc_errors",
+    "doc_ids",
+    "doc_of",
+    "event_dict",
+    "insert_many",
+    "open_and_ready",
+    "own_params",
+    "problem",
+    "problem_errors",
+    "require_open",
+    "settle",
+    "timestamp_pattern",
+]
