@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""GET /v1/{collection}/stream served by the real app (in-process uvicorn, real database)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from dualstore_reference.app import create_app
+from dualstore_reference.embedded import EmbeddedDatabase, free_port
+from dualstore_reference.security.stream_slots import SLOTS_COLLECTION
+from dualstore_reference.settings import Settings
+from dualstore_reference.stream.rawclient import RawStream
+from pymongo import MongoClient
+
+HEARTBEAT = 1.0
+CAP = 3
+QUEUE = 20
+
+
+@dataclass
+class Server:
+    url: str
+    uri: str
+    database: str
+
+    def slots(self) -> int:
+        with MongoClient(self.uri) as client:
+            return client[self.database][SLOTS_COLLECTION].count_documents({})
+
+
+@pytest.fixture(scope="module")
+def server(database: EmbeddedDatabase) -> Iterator[Server]:
+    """The app on a free port with a 1 s heartbeat, a cap of 3 and 20-item queues."""
+    name = f"s_{uuid.uuid4().hex[:10]}"
+    uri = f"mongodb://{database.host}:{database.port}/{name}?directConnection=true"
+    settings = Settings(
+        mongodb_uri=uri,
+        collections=("notes", "other"),
+        sse_heartbeat_seconds=HEARTBEAT,
+        stream_cap_per_ip=CAP,
+        subscriber_queue_size=QUEUE,
+        rate_limit_burst=0,
+        gap_timeout_seconds=1.0,
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, lifespan="on", log_level="warning"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started
+    yield Server(f"http://127.0.0.1:{port}", uri, name)
+    instance.should_exit = True
+    thread.join(15)
+
+
+def post(server: Server, count: int, prefix: str = "doc", size: int = 0,
+         collection: str = "notes", **extra: Any) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=server.url) as client:
+        for i in range(count):
+            body = {"text": f"{prefix} {i} " + "x" * size, **extra}
+            response = client.post(f"/v1/{collection}", json=body)
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+    return ids
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_open_sends_headers_retry_and_a_heartbeat_at_once(server: Server) -> None:
+    async def main() -> None:
+        opened = time.monotonic()
+        stream = await RawStream.open(server.url + "/v1/notes/stream")
+        try:
+            assert stream.status == 200
+            assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
+            assert stream.headers["cache-control"] == "no-cache"
+            assert stream.headers["x-accel-buffering"] == "no"
+            [first] = await stream.events(1, timeout=2, types=("heartbeat",))
+            assert first.at - opened < 1.0
+            assert stream.parser.retry_ms == 3000
+            assert first.id == ""
+            assert set(json.loads(first.data)) == {"t"}
+        finally:
+            await stream.aclose()
+
+    run(main())
+
+
+def test_heartbeat_cadence_is_within_tolerance(server: Server) -> None:
+    async def main() -> list[float]:
+        stream = await RawStream.open(server.url + "/v1/other/stream")
+        try:
+            beats = await stream.events(5, timeout=8, types=("heartbeat",))
+        finally:
+            await stream.aclose()
+        return [b.at - a.at for a, b in itertools.pairwise(beats)]
+
+    gaps = run(main())
+    assert len(gaps) == 4
+    tolerance = max(0.5, 0.2 * HEARTBEAT)
+    assert all(abs(gap - HEARTBEAT) <= tolerance for gap in gaps), gaps
+
+
+def test_inserts_arrive_once_in_order_as_docs(server: Server) -> None:
+    async def main() -> None:
+        stream = await RawStream.open(server.url + "/v1/notes/stream")
+        try:
+            await stream.events(1, types=("heartbeat",))
+            ids = await asyncio.to_thread(post, server, 5, "order", 0, "notes",
+                                          metadata={"k": 1})
+            events = await stream.events(5, timeout=10)
+            more = await stream.events(1, timeout=1.5)
+        finally:
+            await stream.aclose()
+        assert [e.json()["id"] for e in events] == ids
+        assert more == []
+        tokens = [int(e.id) for e in events]
+        assert tokens == sorted(tokens) and len(set(tokens)) == 5
+        doc = events[0].json()
+        assert set(doc) == {"id", "text", "timestamp", "metadata"}
+        assert doc["metadata"] == {"k": 1} and doc["timestamp"].endswith("Z")
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get(f"/v1/notes/{doc['id']}").json() == doc
+
+    run(main())
+
+
+def test_a_fresh_stream_sends_nothing_committed_before_it_opened(server: Server) -> None:
+    async def main() -> None:
+        await asyncio.to_thread(post, server, 3, "before")
+        stream = await RawStream.open(server.url + "/v1/notes/stream")
+        try:
+            await stream.events(1, types=("heartbeat",))
+            [after] = await asyncio.to_thread(post, server, 1, "after")
+            events = await stream.events(2, timeout=2)
+        finally:
+            await stream.aclose()
+        assert [e.json()["id"] for e in events] == [after]
+
+    run(main())
+
+
+def test_resume_by_header_since_token_and_since_time(server: Server) -> None:
+    async def main() -> None:
+        stream = await RawStream.open(server.url + "/v1/other/stream")
+        await stream.events(1, types=("heartbeat",))
+        ids = await asyncio.to_thread(post, server, 6, "resume", 0, "other")
+        events = await stream.events(6)
+        await stream.aclose()
+        assert [e.json()["id"] for e in events] == ids
+        middle = events[2]
+
+        async def replay(path: str, headers: dict[str, str] | None = None) -> list[str]:
+            again = await RawStream.open(server.url + path, headers)
+            try:
+                assert again.status == 200
+                return [e.json()["id"] for e in await again.events(10, timeout=1.0)]
+            finally:
+                await again.aclose()
+
+        assert await replay("/v1/other/stream", {"Last-Event-ID": middle.id}) == ids[3:]
+        assert await replay(f"/v1/other/stream?since={middle.id}") == ids[3:]
+        since_time = events[4].json()["timestamp"]
+        assert await replay(f"/v1/other/stream?since={since_time}") == ids[4:]
+        # The header wins over since; an empty header counts as absent.
+        assert await replay(f"/v1/other/stream?since={events[0].id}",
+                            {"Last-Event-ID": events[4].id}) == ids[5:]
+        assert await replay(f"/v1/other/stream?since={events[3].id}",
+                            {"Last-Event-ID": ""}) == ids[4:]
+        # From the very beginning of history.
+        assert (await replay("/v1/other/stream?since=0"))[-6:] == ids
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("", {"Last-Event-ID": "not!valid"}),
+        ("", {"Last-Event-ID": "a" * 129}),
+        ("", {"Last-Event-ID": "abc"}),
+        ("", {"Last-Event-ID": "99999999"}),
+        ("?since=2026-13-01T00:00:00Z", {}),
+        ("?since=yesterday", {}),
+    ],
+)
+def test_malformed_or_unknown_resume_tokens_get_400(
+    server: Server, query: str, headers: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.get("/v1/notes/stream" + query, headers=headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:dualstore:problem:invalid-resume-token"
+
+
+def test_unknown_collection_is_404(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.get("/v1/nope/stream")
+    assert response.status_code == 404
+
+
+def test_cap_gives_429_and_an_idle_disconnect_frees_the_slot(server: Server) -> None:
+    async def main() -> None:
+        streams = [await RawStream.open(server.url + "/v1/notes/stream") for _ in range(CAP)]
+        try:
+            assert [s.status for s in streams] == [200] * CAP
+            extra = await RawStream.open(server.url + "/v1/notes/stream")
+            assert extra.status == 429
+            assert int(extra.headers["retry-after"]) > 0
+            body = json.loads(await extra.read_body())
+            assert body["type"] == "urn:dualstore:problem:too-many-streams"
+            await extra.aclose()
+            await streams[0].events(1, types=("heartbeat",))
+            streams[0].close()  # idle: the server is waiting on an empty queue
+            released_at = time.monotonic()
+            while True:
+                retry = await RawStream.open(server.url + "/v1/notes/stream")
+                if retry.status == 200:
+                    streams[0] = retry
+                    break
+                await retry.aclose()
+                assert time.monotonic() - released_at < 2.0, "slot not released within 2 s"
+                await asyncio.sleep(0.1)
+        finally:
+            for stream in streams:
+                await stream.aclose()
+
+    run(main())
+
+
+def test_a_thousand_connect_disconnect_cycles_leak_no_slot(server: Server) -> None:
+    async def cycle(limit: asyncio.Semaphore, statuses: list[int]) -> None:
+        async with limit:
+            stream = await RawStream.open(server.url + "/v1/other/stream")
+            statuses.append(stream.status)
+            if stream.status == 200:
+                await stream.events(1, types=("heartbeat",))
+            stream.close()
+
+    async def main() -> list[int]:
+        statuses: list[int] = []
+        limit = asyncio.Semaphore(CAP)
+        await asyncio.gather(*(cycle(limit, statuses) for _ in range(1000)))
+        return statuses
+
+    statuses = run(main())
+    assert len(statuses) == 1000
+    assert statuses.count(200) >= 900  # a few may race a not-yet-released slot (429)
+    deadline = time.monotonic() + 3
+    while server.slots() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.slots() == 0
+
+
+def test_slow_consumer_is_cut_and_resumes_without_loss(server: Server) -> None:
+    async def main() -> None:
+        stream = await RawStream.open(server.url + "/v1/notes/stream")
+        await stream.events(1, types=("heartbeat",))
+        # Stop reading while far more than the socket buffers and the 20-item queue arrive.
+        ids = await asyncio.to_thread(post, server, 200, "slow", 40_000)
+        await asyncio.sleep(1.0)
+        first = await stream.events(1000, timeout=10)
+        assert stream.ended, "the overflowed stream should end"
+        await stream.aclose()
+        received = [e.json()["id"] for e in first]
+        assert 0 < len(received) < len(ids)
+        assert received == ids[: len(received)]
+        resumed = await RawStream.open(server.url + "/v1/notes/stream",
+                                       {"Last-Event-ID": first[-1].id})
+        rest = await resumed.events(len(ids) - len(received), timeout=15)
+        await resumed.aclose()
+        assert received + [e.json()["id"] for e in rest] == ids
+
+    run(main())
