@@ -338,11 +338,15 @@ def print_verdict(summary: dict[str, Any]) -> None:
     for gate in summary["gates"]:
         mark = {True: "PASS", False: "FAIL", None: "SKIP"}[gate["passed"]]
         print(f"  {mark}  {gate['name']}: {gate['measured']} (limit {gate['limit']})")
+        if gate["passed"] is False and gate["detail"]:
+            print(f"        {gate['detail']}")
     latency = summary["delivery"]["latency_seconds"]
     memory = summary["memory"]
     print(f"  latency s: p50 {latency.get('p50')} p99 {latency.get('p99')} "
           f"max {latency.get('max')}; RSS MiB start {memory['rss_start_mib']} "
           f"end {memory['rss_end_mib']}")
+    if summary["locust"]["exit_code"] not in (0, 1):
+        print(f"  Locust exited with code {summary['locust']['exit_code']}: see locust.log")
     print("load test " + ("PASSED" if summary["passed"] else "FAILED"))
 
 
@@ -360,6 +364,13 @@ def _start_reference(plan: Plan) -> Any:
         "STREAM_CAP_PER_IP": str(plan.users + 20),
     }
     return start_reference(env=env, workers=2)
+
+
+def _keep_server_log(server: Any, target: Path) -> None:
+    """Copy the started reference's log into the report (its data folder is removed)."""
+    source = getattr(server, "log_path", None)
+    if isinstance(source, Path) and source.exists():
+        target.write_bytes(source.read_bytes())
 
 
 def execute(plan: Plan, argv: Sequence[str] = (),
@@ -398,7 +409,8 @@ def execute(plan: Plan, argv: Sequence[str] = (),
         ended = time.time()
     finally:
         if server is not None:
-            server.stop()
+            _keep_server_log(server, plan.report_dir / "server.log")
+            server.close()
     samples = sampler.samples if sampler is not None else []
     return summarize(plan, run_id, records, samples, started, ended, exit_code,
                      reference=plan.url is None, argv=argv)

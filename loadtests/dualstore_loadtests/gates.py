@@ -106,12 +106,13 @@ def delivery(commits: Sequence[Commit], subscriptions: Sequence[Subscription],
         counts = Counter(receipt.doc for receipt in sub.receipts)
         received_total += len(sub.receipts)
         duplicated += sum(n - 1 for n in counts.values() if n > 1)
+        if sub.opened is None:
+            never += 1
         if sub.idle:
             unexpected += len(sub.receipts)
             continue
         unexpected += sum(1 for doc in counts if doc not in by_doc)
         if sub.opened is None:
-            never += 1
             continue
         opened = sub.opened
         expected = {
@@ -215,8 +216,11 @@ def evaluate_gates(result: DeliveryResult, *, server_errors: int, max_gap: float
     gap_limit = heartbeat + heartbeat_tolerance(heartbeat)
     p99 = percentiles([lat for _, lat in result.latencies], (99,)).get("p99")
     gates = [
-        Gate("events delivered", commits > 0 and result.expected > 0, result.expected, "> 0",
-             f"{commits} committed writes; {result.never_connected} subscribers never connected"),
+        Gate("every subscriber connected and events flowed",
+             commits > 0 and result.expected > 0 and result.never_connected == 0,
+             {"expected_receipts": result.expected, "never_connected": result.never_connected},
+             {"expected_receipts": "> 0", "never_connected": 0},
+             f"{commits} committed writes"),
         Gate("zero lost events", result.lost == 0, result.lost, 0,
              f"examples: {result.lost_examples}" if result.lost_examples else ""),
         Gate("zero duplicated events", result.duplicated == 0, result.duplicated, 0),

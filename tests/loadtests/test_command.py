@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dualstore_conformance.cli import main
 from dualstore_loadtests import command
 from dualstore_reference.embedded import free_port, wait_for_port
@@ -55,7 +55,7 @@ def test_bad_flags_give_one_line_and_exit_2(argv: list[str],
 
 
 def test_profiles_and_derived_settings() -> None:
-    parser = command.argparse.ArgumentParser()
+    parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     full = command.plan_from_args(parser.parse_args([]))
     assert (full.users, full.duration, full.writers_rate, full.heartbeat) == (100, 300, 10, 15)
@@ -93,7 +93,7 @@ def tiny_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_for_port("127.0.0.1", port, 15, process)  # type: ignore[arg-type]
+        wait_for_port("127.0.0.1", port, 15, process)
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from dualstore_loadtests import gates
 from dualstore_loadtests import records as rec
 from dualstore_loadtests.gates import Commit, Receipt, Subscription
@@ -57,7 +56,7 @@ def test_a_missing_event_is_lost_and_fails_the_gate() -> None:
 
 def test_duplicates_count_across_reconnections() -> None:
     docs = commits(20)
-    received = receive_all(docs) + [Receipt("d3", 500.0), Receipt("d3", 501.0)]
+    received = [*receive_all(docs), Receipt("d3", 500.0), Receipt("d3", 501.0)]
     sub = Subscription("s1", opened=99.0, ended=600.0, receipts=received)
     result = gates.delivery(docs, [sub])
     assert result.duplicated == 2
@@ -107,7 +106,15 @@ def test_a_subscriber_that_never_connected_fails_the_delivery_gate() -> None:
     result = gates.delivery(commits(5), [Subscription("s1", opened=None, ended=200.0)])
     assert result.never_connected == 1
     assert result.expected == 0
-    assert judge(result, commits=5)["events delivered"] is False
+    assert judge(result, commits=5)["every subscriber connected and events flowed"] is False
+    docs = commits(5)
+    fine = Subscription("s1", 99.0, 200.0, receipts=receive_all(docs))
+    idle_never = Subscription("idle", opened=None, ended=200.0, idle=True)
+    result = gates.delivery(docs, [fine, idle_never])
+    assert result.never_connected == 1  # e.g. the server rejected the idle filter
+    assert judge(result, commits=5)["every subscriber connected and events flowed"] is False
+    assert judge(gates.delivery(docs, [fine]), commits=5)[
+        "every subscriber connected and events flowed"] is True
 
 
 def test_heartbeat_gate_uses_the_contract_tolerance() -> None:
