@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The REST/security protocol checks pass against the reference and fail against a broken target."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dualstore_conformance import runner
+from dualstore_conformance.checks import cors
+from dualstore_conformance.model import CheckResult, Status, Target
+from dualstore_conformance.registry import CheckSpec, load_all
+from dualstore_conformance.runner import Environment, RunConfig
+
+REST_MODULES = (
+    "http",
+    "health",
+    "doc",
+    "write",
+    "read",
+    "search",
+    "filter",
+    "auth",
+    "cors",
+    "limit",
+)
+TOKEN = "conformance-rest-token"
+ORIGIN = "http://allowed.example"
+COLLECTION = "conformance_rest"
+
+
+def rest_specs() -> dict[str, CheckSpec]:
+    """The checks registered by the REST/security modules."""
+    modules = {f"dualstore_conformance.checks.{name}" for name in REST_MODULES}
+    return {i: s for i, s in load_all().items() if s.function.__module__ in modules}
+
+
+def start_reference(
+    mongodb_uri: str, data_dir: Path, database: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The reference app under uvicorn (one process) on a free port, with auth and CORS on."""
+    from dualstore_reference.embedded import free_port
+
+    port = free_port()
+    uri = mongodb_uri.replace("/?", f"/{database}?")
+    env = dict(
+        os.environ,
+        MONGODB_URI=uri,
+        AUTH_TOKEN=f"{TOKEN},second-token",
+        CORS_ORIGIN=ORIGIN,
+        COLLECTIONS=COLLECTION,
+        DATA_DIR=str(data_dir),
+        SSE_HEARTBEAT_SECONDS="1",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "dualstore_reference.app:asgi_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("reference exited during start-up")
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("reference did not answer /v1/health within 60 s")
+
+
+@pytest.fixture(scope="module")
+def reference_url(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_reference(
+        mongodb_uri, tmp_path_factory.mktemp("rest-ref"), "conformance_rest"
+    )
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def reference_results(reference_url: str) -> dict[str, CheckResult]:
+    """One harness run of every REST check against the reference (auth and CORS enabled)."""
+    target = Target(url=reference_url, token=TOKEN, collection=COLLECTION)
+    config = RunConfig(target=target, only=sorted(rest_specs()), property_layer=False, workers=8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(cors.CORS_ORIGIN_ENV, ORIGIN)
+        report = runner.run(config)
+    return {result.id: result for result in report.results}
+
+
+@pytest.mark.parametrize("check_id", sorted(rest_specs()))
+def test_check_passes_against_reference(
+    reference_results: dict[str, CheckResult], check_id: str
+) -> None:
+    result = reference_results[check_id]
+    assert result.status is Status.PASSED, f"{result.message}\n{result.reproduce}"
+
+
+def test_every_rest_check_cites_known_rules() -> None:
+    import importlib
+
+    known = importlib.import_module("dualstore_spec").rules_by_id()
+    for spec in rest_specs().values():
+        assert spec.rules, spec.id
+        assert set(spec.rules) <= set(known), (spec.id, set(spec.rules) - set(known))
+
+
+# -- a deliberately wrong target ------------------------------------------------------------
+WRONG_COLLECTION = "things"
+
+
+async def _send_json(
+    send: Any,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    media: str = "application/json",
+) -> None:
+    raw = json.dumps(body).encode()
+    head = [(b"content-type", media.encode())]
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": raw})
+
+
+async def wrong_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that gets several rules wrong on purpose (each named below)."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    path, method = scope["path"], scope["method"]
+    headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+    base = f"/v1/{WRONG_COLLECTION}"
+    if path == "/v1/health":  # HEALTH-001: fields missing
+        await _send_json(send, 200, {"ok": True})
+    elif "authorization" not in headers:  # AUTH-001: no WWW-Authenticate, not a problem
+        await _send_json(send, 401, {"error": "unauthorized"})
+    elif path == f"{base}/recent":  # LIMIT-003: any limit accepted
+        await _send_json(send, 200, {"items": []})
+    elif path == base and method == "POST":  # WRITE-001: no Location
+        await _send_json(send, 201, {"id": "abc"})
+    elif path == f"{base}/abc":  # WRITE-003 / DOC-002: offset kept, no milliseconds
+        await _send_json(
+            send,
+            200,
+            {"id": "abc", "text": "t", "metadata": {}, "timestamp": "2026-03-04T12:34:56+02:00"},
+        )
+    else:  # HTTP-007 / READ-005: plain-text 404
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"nope"})
+
+
+EXPECTED_TO_FAIL = [
+    "health-ok-shape",
+    "auth-required-every-operation",
+    "limit-page-limit-range",
+    "write-created-location",
+    "write-timestamp-normalised",
+    "http-unknown-route-404",
+    "read-unknown-id-404",
+]
+
+
+async def _run_against_wrong(check_ids: list[str]) -> dict[str, CheckResult]:
+    target = Target(url="http://wrong.test", token="t", collection=WRONG_COLLECTION)
+    env = Environment(
+        target=target, run_id="wrongrun", collection=WRONG_COLLECTION, limits={}, health={}
+    )
+    transport = httpx.ASGITransport(app=wrong_app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=target.url, headers={"Authorization": "Bearer t"}
+    ) as client:
+        specs = load_all()
+        return {i: await runner.run_one(specs[i], env, client, None) for i in check_ids}
+
+
+def test_checks_fail_against_a_wrong_target() -> None:
+    results = asyncio.run(_run_against_wrong(EXPECTED_TO_FAIL))
+    for check_id in EXPECTED_TO_FAIL:
+        result = results[check_id]
+        assert result.status is Status.FAILED, (check_id, result.status, result.message)
+        assert result.rules and result.message
