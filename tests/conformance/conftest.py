@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A tiny in-process target for harness tests: legal-but-unusual SSE framing, or deliberately broken."""
+"""A tiny in-process target for harness tests: legal-but-unusual SSE framing, or broken."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
             expression: dict[str, Any] = {}
             encoded = (query.get("filter") or [""])[0]
             if encoded:
-                expression = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+                padded = encoded + "=" * (-len(encoded) % 4)
+                expression = json.loads(base64.urlsafe_b64decode(padded))
             self.send_response(200)
             if state.mode == "wrong-type":
                 self.send_header("Content-Type", "text/plain")
@@ -118,7 +119,8 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
                         if _matches(doc, expression):
                             seq = state.docs.index(doc) + 1
                             data = json.dumps(doc, separators=(",", ":"))
-                            out += f"x-note:ignored\revent:insert\rid:{seq}\rdata:{data}\r\r".encode()
+                            block = f"x-note:ignored\revent:insert\rid:{seq}\rdata:{data}\r\r"
+                            out += block.encode()
                     if time.monotonic() - last_beat >= 1.0:
                         out += b":\r"
                         last_beat = time.monotonic()
