@@ -8,7 +8,6 @@ from pathlib import Path
 import falcon.asgi
 import falcon.testing
 import pytest
-
 from dualstore_reference import problems
 from dualstore_reference.resources import ui
 
