@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Validate a spec folder: documents, meta-schemas, examples, rule IDs and cross-file consistency."""
+"""Validate a spec folder: documents, meta-schemas, examples, rule IDs, cross-file consistency."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dualstore_spec
 import jsonschema
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator, OpenAPIV32SpecValidator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
-
-import dualstore_spec
 
 OPENAPI_URI = "urn:dualstore:spec:openapi"
 FILTER_URI = "urn:dualstore:spec:filter"
@@ -92,9 +91,7 @@ def _validator(schema_pointer: str, registry: Registry[Any]) -> jsonschema.Draft
     )
 
 
-def _errors(
-    where: str, instance: Any, validator: jsonschema.Draft202012Validator
-) -> Iterator[str]:
+def _errors(where: str, instance: Any, validator: jsonschema.Draft202012Validator) -> Iterator[str]:
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.path)):
         inside = _pointer(list(error.absolute_path))
         yield f"{where}{' at ' + inside if inside else ''}: {error.message}"
@@ -216,18 +213,18 @@ def _check_serialized(
         yield from found
         if found:
             continue
-        yield from _check_event_data(event_where, event, item_validator, registry)
+        yield from _check_event_data(event_where, event, f"{OPENAPI_URI}#{item_pointer}", registry)
 
 
 def _check_event_data(
     where: str,
     event: dict[str, Any],
-    item_validator: jsonschema.Draft202012Validator,
+    item_ref: str,
     registry: Registry[Any],
 ) -> Iterator[str]:
     """Validate `data` against the `contentSchema` of the oneOf branch naming this event."""
     resolver = registry.resolver()
-    item = resolver.lookup(item_validator.schema["$ref"]).contents
+    item = resolver.lookup(item_ref).contents
     branches = item.get("oneOf", [item])
     for branch in branches:
         if "$ref" in branch:
@@ -300,8 +297,8 @@ def _lint_limits(doc: dict[str, Any]) -> Iterator[str]:
             if schema.get(schema_key) != bounds.get(key):
                 yield (
                     f"openapi.yaml#/components/parameters/{param_name}/schema/{schema_key}: "
-                    f"{schema.get(schema_key)!r} differs from x-dualstore-limits.{limit_name}.{key} "
-                    f"{bounds.get(key)!r}"
+                    f"{schema.get(schema_key)!r} differs from "
+                    f"x-dualstore-limits.{limit_name}.{key} {bounds.get(key)!r}"
                 )
     filter_max = params.get("Filter", {}).get("schema", {}).get("maxLength")
     if filter_max != limits.get("filter", {}).get("max_encoded_length"):
@@ -341,7 +338,9 @@ def _lint_filter_schema(loaded: _Loaded, problems: list[str]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = _pointer(list(exc.absolute_path))
-        problems.append(f"filter.schema.json#{where}: not a valid JSON Schema 2020-12: {exc.message}")
+        problems.append(
+            f"filter.schema.json#{where}: not a valid JSON Schema 2020-12: {exc.message}"
+        )
         return
     if not _meta_validate(
         "filter.schema.json", schema, "filter-schema.schema.json", loaded.folder, problems
