@@ -13,6 +13,7 @@ replica set, across any number of workers and instances.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -37,14 +38,21 @@ def tombstone_id(seq: int) -> str:
 
 async def allocate(counters: AsyncCollection[Document], collection: str, count: int = 1) -> int:
     """Take count consecutive numbers for collection; return the first."""
-    result = await counters.find_one_and_update(
-        {"_id": collection},
-        {"$inc": {"seq": count}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert result is not None  # upsert with AFTER always returns the document
-    return int(result["seq"]) - count + 1
+    while True:
+        # No upsert here: concurrent upserts of a missing counter may both increment while
+        # only one learns its number (seen under load on the embedded daemon), leaving a
+        # hole that stalls every stream until it is fenced. Create the counter separately.
+        result = await counters.find_one_and_update(
+            {"_id": collection},
+            {"$inc": {"seq": count}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if result is not None:
+            return int(result["seq"]) - count + 1
+        with contextlib.suppress(DuplicateKeyError):  # another writer created it first
+            await counters.update_one(
+                {"_id": collection}, {"$setOnInsert": {"seq": 0}}, upsert=True
+            )
 
 
 async def head(counters: AsyncCollection[Document], collection: str) -> int:
