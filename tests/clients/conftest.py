@@ -143,7 +143,7 @@ def sse_server() -> Iterator[ScriptedSSEServer]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client_reference() -> Iterator[RunningReference]:
     """A reference server for the client tests: auth on, 1 s heartbeats, 300 ms retry hint.
 
