@@ -43,6 +43,8 @@ class RawStream:
     parser: SSEParser = field(default_factory=SSEParser)
     body: bytes = b""
     ended: bool = False
+    clean_end: bool = False
+    """True when the server ended the response properly (chunked: the zero-size chunk)."""
     _chunk_left: int = 0
     _chunked: bool = False
     _raw: bytes = b""
@@ -84,6 +86,7 @@ class RawStream:
             size = int(size_line.split(b";")[0].strip() or b"0", 16) if size_line else 0
             if size == 0:
                 self.ended = True
+                self.clean_end = bool(size_line)  # the last chunk, not a dropped connection
                 return b""
             self._chunk_left = size
         data = await asyncio.wait_for(self.reader.read(min(self._chunk_left, 65536)), timeout)
