@@ -55,8 +55,14 @@ META_FILE = "meta.json"
 LOCK_FILE = ".lock"
 META_FORMAT = 1
 SPACES = ("cosine", "ip", "l2")
-EXACT_SCORING_LIMIT = 4096
-"""Filtered searches over at most this many allowed documents are scored exactly."""
+EXACT_SCORING_LIMIT = 512
+"""Filtered searches over at most this many allowed documents are scored exactly.
+
+Measured with hnswlib 0.8 (20,000 documents, dim 256): ``get_items`` costs about 15-60 us
+per vector, a filtered ``knn_query`` 1-10 ms whatever the selectivity; they cross near 500.
+"""
+EXACT_CHUNK = 4096
+"""Vectors fetched per ``get_items`` call while scoring exactly."""
 BATCH = 1000
 """Documents read and embedded per step of a catch-up."""
 HOLES_PER_QUERY = 1000
@@ -75,13 +81,14 @@ class VectorIndex:
         *,
         m: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 64,
+        ef_search: int = 128,
         initial_capacity: int = 1024,
         gap_timeout: float | None = 5.0,
     ) -> None:
         if space not in SPACES:
             raise ValueError(f"unknown vector space {space!r}: use one of {', '.join(SPACES)}")
         self.documents = documents
+        self._counters = documents.database[sequence.COUNTERS_COLLECTION]
         self.embedder = embedder
         self.directory = Path(directory)
         self.space = space
@@ -279,6 +286,12 @@ class VectorIndex:
             return await self._catch_up()
 
     async def _catch_up(self) -> int:
+        if not self._holes:
+            # Cheap common case: a point lookup of the counter shows nothing was allocated
+            # beyond what is handled (writers take their number from it before inserting).
+            head = await sequence.head(self._counters, self.documents.name)
+            if 0 < head <= self._top:
+                return await self._fence_old_holes()
         added = 0
         pending = sorted(self._holes)
         for start in range(0, len(pending), HOLES_PER_QUERY):
@@ -436,8 +449,8 @@ class VectorIndex:
             target = target / norm
         ordered = sorted(seqs)
         scored: list[tuple[int, float]] = []
-        for start in range(0, len(ordered), EXACT_SCORING_LIMIT):
-            chunk = ordered[start : start + EXACT_SCORING_LIMIT]
+        for start in range(0, len(ordered), EXACT_CHUNK):
+            chunk = ordered[start : start + EXACT_CHUNK]
             vectors = np.asarray(self._index.get_items(chunk), dtype=np.float32)
             norms = np.linalg.norm(vectors, axis=1)
             norms[norms == 0] = 1.0
