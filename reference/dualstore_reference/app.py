@@ -72,6 +72,10 @@ class AppState:
 
     async def start(self) -> None:
         """Indexes, legacy adoption, vector indexes, then the registered startup hooks."""
+        for name in self.settings.collections:  # every series exists from the start
+            self.metrics.open_streams.labels(name)
+            self.metrics.events_sent.labels(name, "insert")
+            self.metrics.events_sent.labels(name, "heartbeat")
         await self._prepare_store()
         await self._open_indexes()
         for hook in self.startup_hooks:
@@ -200,6 +204,13 @@ class StreamUnavailable:
         raise problems.Problem("unavailable", "Streaming is not available on this server.")
 
 
+class UIDisabled:
+    """/v1/ui/ when the deployment does not enable the demo page: 404 problem."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        raise problems.Problem("not-found", "The demo page is not enabled on this deployment.")
+
+
 def _filter_parser() -> Callable[[str], Document] | None:
     try:
         from .store import filters
@@ -292,6 +303,7 @@ def create_app(settings: Settings) -> falcon.asgi.App:
     app.add_route("/v1/{collection}/stream", _stream_resource(state))
     app.add_route("/v1/{collection}/{id}", api.DocumentResource(state))
     app.add_route("/metrics", api.MetricsResource(state))
+    ui_registered = False
     if settings.ui_enabled:
         try:
             from .resources import ui
@@ -299,6 +311,9 @@ def create_app(settings: Settings) -> falcon.asgi.App:
             log.warning("UI_ENABLED=1 but the UI module is missing")
         else:
             ui.register(app, state)
+            ui_registered = True
+    if not ui_registered:
+        app.add_route("/v1/ui/", UIDisabled())
     if settings.faults:
         try:
             from . import faults

@@ -28,8 +28,8 @@ SLUGS: dict[str, tuple[int, str]] = {
     "payload-too-large": (413, "Payload too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "validation-failed": (422, "Validation failed"),
-    "idempotency-key-reuse": (422, "Idempotency key reused with a different body"),
-    "rate-limited": (429, "Too many requests"),
+    "idempotency-key-reuse": (422, "Idempotency key reuse"),
+    "rate-limited": (429, "Rate limited"),
     "too-many-streams": (429, "Too many streams"),
     "unavailable": (503, "Service unavailable"),
 }

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dualstore.api")
 RECENT_LIMIT = (1, 200, 50)
 SEARCH_K = (1, 50, 8)
+MAX_QUERY_LENGTH = 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -119,7 +120,7 @@ class CollectionResource:
         if key is not None and not idempotency.KEY_PATTERN.match(key):
             raise Problem(
                 "invalid-request",
-                f"{IDEMPOTENCY_HEADER} must be 1-255 visible ASCII characters.",
+                f"{IDEMPOTENCY_HEADER} must match {idempotency.KEY_PATTERN.pattern}.",
             )
         body = validate_new_doc(await read_json(req, self.state.settings.max_body_bytes))
         try:
@@ -188,6 +189,8 @@ class SearchResource:
         q = req.get_param("q")
         if not q:
             raise Problem("invalid-request", "q is required and must not be empty.")
+        if len(q) > MAX_QUERY_LENGTH:
+            raise Problem("invalid-request", f"q is longer than {MAX_QUERY_LENGTH} characters.")
         k = int_param(req, "k", SEARCH_K)
         query = filter_query(req)
         index = self.state.indexes.get(collection)

@@ -18,7 +18,8 @@ from ..store.timestamps import TimestampError, parse_rfc3339
 OPENAPI_URI = "urn:dualstore:openapi"
 NEWDOC_FIELDS = frozenset({"text", "timestamp", "metadata"})
 MAX_METADATA_DEPTH = 8
-INT64 = (-(2**63), 2**63 - 1)
+KEY_RULE = "keys are non-empty, without '.', NUL or a leading '$'"
+INT64 = (-(2**53 - 1), 2**53 - 1)
 
 
 async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
@@ -99,12 +100,12 @@ def newdoc_validator() -> Draft202012Validator | None:
 
 def validate_new_doc(body: Any) -> dict[str, Any]:
     """The body if it is a valid NewDoc; else 422 validation-failed naming the problem."""
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     validator = newdoc_validator()
     if validator is not None:
-        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path)):
-            where = "/" + "/".join(str(p) for p in error.path)
-            problems.append(f"{where}: {error.message}")
+        for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.path]):
+            pointer = "".join("/" + _escape(str(p)) for p in error.path)
+            problems.append((pointer, _short(error.message)))
             if len(problems) >= 5:
                 break
     if not problems:
@@ -112,57 +113,65 @@ def validate_new_doc(body: Any) -> dict[str, Any]:
     if problems:
         raise Problem(
             "validation-failed",
-            "; ".join(problems),
-            extra={"errors": [{"detail": p} for p in problems]},
+            "; ".join(f"{pointer or '/'}: {message}" for pointer, message in problems),
+            extra={"errors": [{"pointer": p, "message": m} for p, m in problems]},
         )
     assert isinstance(body, dict)
     return body
 
 
-def _hand_check(body: Any) -> list[str]:
-    """Rules JSON Schema cannot state (or a spec without NewDoc): the same NewDoc rules."""
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def _hand_check(body: Any) -> list[tuple[str, str]]:
+    """The NewDoc rules by hand: a fallback, and what the schema cannot say (int64, dates)."""
     if not isinstance(body, dict):
-        return ["/: the body must be a JSON object"]
-    problems = [f"/{key}: unknown field" for key in body if key not in NEWDOC_FIELDS]
+        return [("", "the body must be a JSON object")]
+    problems = [(f"/{_escape(key)}", "unknown field") for key in body if key not in NEWDOC_FIELDS]
     text = body.get("text")
     if not isinstance(text, str) or not text:
-        problems.append("/text: required, a non-empty string")
+        problems.append(("/text", "required, a non-empty string"))
     if "timestamp" in body:
         stamp = body["timestamp"]
         if not isinstance(stamp, str):
-            problems.append("/timestamp: must be an RFC 3339 date-time string")
+            problems.append(("/timestamp", "must be an RFC 3339 date-time string"))
         else:
             try:
                 parse_rfc3339(stamp)
             except TimestampError as error:
-                problems.append(f"/timestamp: {error}")
+                problems.append(("/timestamp", str(error)))
     if "metadata" in body:
         metadata = body["metadata"]
         if not isinstance(metadata, dict):
-            problems.append("/metadata: must be an object")
+            problems.append(("/metadata", "must be an object"))
         else:
             problems.extend(_check_value(metadata, "/metadata", 1))
     return problems[:5]
 
 
-def _check_value(value: Any, where: str, depth: int) -> list[str]:
+def _check_value(value: Any, where: str, depth: int) -> list[tuple[str, str]]:
     if isinstance(value, dict):
         if depth > MAX_METADATA_DEPTH:
-            return [f"{where}: metadata nests deeper than {MAX_METADATA_DEPTH} levels"]
-        found: list[str] = []
+            return [(where, f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")]
+        found: list[tuple[str, str]] = []
         for key, item in value.items():
-            if "." in key or key.startswith("$") or "\x00" in key:
-                found.append(f"{where}/{key}: keys may not contain '.', NUL or start with '$'")
+            if not key or "." in key or key.startswith("$") or "\x00" in key:
+                found.append((f"{where}/{_escape(key)}", KEY_RULE))
             else:
-                found.extend(_check_value(item, f"{where}/{key}", depth + 1))
+                found.extend(_check_value(item, f"{where}/{_escape(key)}", depth + 1))
         return found
     if isinstance(value, list):
         if depth > MAX_METADATA_DEPTH:
-            return [f"{where}: metadata nests deeper than {MAX_METADATA_DEPTH} levels"]
+            return [(where, f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")]
         found = []
         for index, item in enumerate(value):
             found.extend(_check_value(item, f"{where}/{index}", depth + 1))
         return found
     if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
-        return [f"{where}: integers must fit in 64 bits"]
+        return [(where, "numbers must be within +-(2^53 - 1)")]
     return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from typing import Any
 
 import falcon.asgi
 
@@ -55,7 +56,7 @@ def challenge(detail: str) -> Problem:
 
 
 class AuthMiddleware:
-    """Rejects requests without a valid token (preflight and open paths pass)."""
+    """Rejects routed requests without a valid token (preflight and open paths pass)."""
 
     def __init__(self, tokens: tuple[str, ...]) -> None:
         self.tokens = tokens
@@ -66,8 +67,15 @@ class AuthMiddleware:
             return True
         return req.path in OPEN_PATHS or req.path.startswith(OPEN_PREFIXES)
 
-    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        if not self.tokens or self.exempt(req):
+    async def process_resource(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: object,
+        params: dict[str, Any],
+    ) -> None:
+        # After routing: a path the API does not define is 404 with or without a token.
+        if not self.tokens or resource is None or self.exempt(req):
             return
         token = request_token(req)
         if token is None:

@@ -6,26 +6,19 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
-CORS_HEADERS = (
-    "Authorization",
-    "Content-Type",
-    "Last-Event-ID",
-    "Idempotency-Key",
-    "Retry-After",
-    "RateLimit",
-    "RateLimit-Policy",
-    "Location",
-)
-"""Allowed request headers on preflight and exposed response headers."""
+ALLOW_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key")
+"""Request headers a preflight allows (the spec's x-dualstore-cors.allow-headers)."""
+EXPOSE_HEADERS = ("Location", "Retry-After", "RateLimit", "RateLimit-Policy")
+"""Response headers scripts may read (x-dualstore-cors.expose-headers)."""
 
 
 class CORS(falcon.CORSMiddleware):
-    """Falcon's policy, but preflights allow exactly CORS_HEADERS instead of echoing."""
+    """Falcon's policy, but preflights allow exactly ALLOW_HEADERS instead of echoing."""
 
     def __init__(self, origins: tuple[str, ...]) -> None:
         super().__init__(
             allow_origins="*" if "*" in origins else list(origins),
-            expose_headers=list(CORS_HEADERS),
+            expose_headers=list(EXPOSE_HEADERS),
         )
 
     def process_response(
@@ -33,6 +26,6 @@ class CORS(falcon.CORSMiddleware):
     ) -> None:
         super().process_response(req, resp, resource, req_succeeded)
         if resp.get_header("Access-Control-Allow-Headers") is not None:
-            resp.set_header("Access-Control-Allow-Headers", ", ".join(CORS_HEADERS))
+            resp.set_header("Access-Control-Allow-Headers", ", ".join(ALLOW_HEADERS))
         if req.get_header("Origin") is not None:
             resp.append_header("Vary", "Origin")

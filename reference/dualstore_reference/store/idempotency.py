@@ -12,8 +12,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 Document = dict[str, Any]
 FIELD = "_idem"
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-"""Accepted keys: 1-255 visible ASCII characters (UUIDs, ULIDs, client-chosen strings)."""
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+"""Accepted keys (the spec's pattern; empty means absent): UUIDs, ULIDs, client strings."""
 
 
 class KeyReuse(Exception):
