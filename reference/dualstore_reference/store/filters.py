@@ -210,9 +210,20 @@ def validate(value: Any) -> Filter:
         )
     error = jsonschema.exceptions.best_match(_validator().iter_errors(value))
     if error is not None:
+        error = _deepest(error)
         where = "/" + "/".join(str(part) for part in error.absolute_path)
         raise FilterError(f"filter at {where}: {_schema_message(error)}")
     return value
+
+
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Inside anyOf/oneOf, the alternative that got furthest into the value names the problem."""
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        deeper = max(error.context, key=lambda sub: len(sub.absolute_path))
+        if len(deeper.absolute_path) <= len(error.absolute_path):
+            break
+        error = deeper
+    return error
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
