@@ -57,9 +57,9 @@ def compute() -> Coverage:
                 result.property_checks.setdefault(rule, []).append(name)
             else:
                 result.unknown.setdefault(rule, []).append(f"property:{name}")
-    for rule in rules:
-        rule_id = rule["id"]
-        reason = rule.get("not_checkable")
+    for entry in rules:
+        rule_id = entry["id"]
+        reason = entry.get("not_checkable")
         if reason:
             result.not_checkable[rule_id] = str(reason)
         if rule_id not in result.checks and rule_id not in result.property_checks and not reason:
