@@ -2,9 +2,9 @@
 """Per-IP concurrent stream cap shared by all workers and instances: slot leases in MongoDB.
 
 A stream holds one lease document ``{_id: "<ip>#<k>", owner, expires_at}`` with k < cap.
-Acquire inserts the lowest free k (a DuplicateKeyError means taken: try k + 1, or take the
-lease over when it has expired, i.e. its worker died without releasing it). Release deletes
-it. Each worker renews all of its leases with ONE ``update_many`` per interval, so the
+Acquire upserts a free k (a DuplicateKeyError means a live stream holds it: try the next;
+an expired lease, left by a worker that died, is taken over). Release deletes it.
+Each worker renews all of its leases with ONE ``update_many`` per interval, so the
 database load does not grow with the number of streams.
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -60,19 +61,25 @@ class StreamSlots:
         return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease_seconds)
 
     async def acquire(self, ip: str) -> Slot | None:
-        """Take a free slot for ip; None when all ``cap`` slots are held."""
+        """Take a free slot for ip; None when all ``cap`` slots are held.
+
+        Probing starts at a random k, so that taking a slot costs about one round trip
+        while few are held (not k round trips for the k-th stream). Each probe is one
+        upsert that either creates the lease, takes over an expired one, or fails with
+        DuplicateKeyError because the slot is live.
+        """
         now = dt.datetime.now(dt.UTC)
-        for k in range(self.cap):
-            slot_id = f"{ip}#{k}"
+        start = random.randrange(self.cap)
+        for step in range(self.cap):
+            slot_id = f"{ip}#{(start + step) % self.cap}"
             lease = {"owner": self.owner, "ip": ip, "expires_at": self._expiry()}
             try:
-                await self.collection.insert_one({"_id": slot_id, **lease})
-            except DuplicateKeyError:
-                taken = await self.collection.find_one_and_update(
-                    {"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease}
+                result = await self.collection.update_one(
+                    {"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease}, upsert=True
                 )
-                if taken is None:
-                    continue
+            except DuplicateKeyError:
+                continue  # held by a live stream
+            if result.upserted_id is None:
                 log.info("took over expired stream slot %s", slot_id)
             self.held.add(slot_id)
             return Slot(slot_id, ip)
