@@ -27,7 +27,8 @@ from .metrics import MULTIPROC_ENV
 from .settings import Settings, SettingsError
 
 HELP = "Run the reference server (gunicorn + uvicorn workers; embedded SecantusDB by default)."
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+WORKER_CLASS = "dualstore_reference.worker.DualstoreWorker"
+"""uvicorn_worker.UvicornWorker, with uvicorn's own X-Forwarded-For handling off."""
 APP_FACTORY = "dualstore_reference.app:asgi_from_env()"
 SUPERVISE_SECONDS = 0.5
 log = logging.getLogger("dualstore.serve")
