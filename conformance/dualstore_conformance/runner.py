@@ -253,6 +253,14 @@ async def _pick_collection(client: httpx.AsyncClient, health: dict[str, Any]) ->
     return names[0]
 
 
+def _budget(spec: CheckSpec, target: Target) -> float:
+    """A check's timeout before scaling: heartbeat checks get 3 intervals more."""
+    budget = spec.timeout_s
+    if HEARTBEAT_WAIT in spec.tags:
+        budget += 3 * target.heartbeat_seconds + 5
+    return budget
+
+
 # -- execution --------------------------------------------------------------------------
 async def run_one(
     spec: CheckSpec,
@@ -273,10 +281,7 @@ async def run_one(
         exclusive=spec.exclusive,
         health=env.health,
     )
-    budget_s = spec.timeout_s
-    if HEARTBEAT_WAIT in spec.tags:
-        budget_s += 3 * env.target.heartbeat_seconds + 5
-    timeout = budget_s * env.target.timeout_multiplier
+    timeout = _budget(spec, env.target) * env.target.timeout_multiplier
     started = time.monotonic()
     result = CheckResult(
         id=spec.id, title=spec.title, level=spec.level, rules=list(spec.rules),
@@ -372,7 +377,7 @@ async def run_checks(
                     await execute(spec)
 
             # the longest checks first so they overlap with everything else
-            ordered = sorted(shared, key=lambda s: -s.timeout_s)
+            ordered = sorted(shared, key=lambda s: -_budget(s, env.target))
             await asyncio.gather(*(limited(spec) for spec in ordered))
             extra_results: list[CheckResult] = []
             if extra is not None:

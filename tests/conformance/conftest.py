@@ -24,7 +24,10 @@ class MiniState:
     """Documents and behaviour switches of the tiny target."""
 
     mode: str = "unusual"
-    """"unusual": legal but odd framing; "wrong-type": text/plain stream."""
+    """"unusual": legal but odd framing; a fault: "wrong-type" (text/plain stream),
+    "no-cache-header", "silent-open" (nothing for 1.5 s), "no-id" (insert events without
+    id), "multiline-data" (Doc JSON over several data lines), "duplicate" (every insert
+    event sent twice), "unknown-type" (an extra event type)."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -98,7 +101,8 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "text/plain")
             else:
                 self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache, no-transform")
+            if state.mode != "no-cache-header":
+                self.send_header("Cache-Control", "no-cache, no-transform")
             self.send_header("X-Accel-Buffering", "no")
             self.end_headers()
             # legal but unusual: BOM, CR-only line ends, comments, an id-only block,
@@ -106,6 +110,9 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
             with state.cond:
                 position = len(state.docs)
             try:
+                if state.mode == "silent-open":
+                    self.wfile.flush()
+                    time.sleep(1.5)
                 self.wfile.write("\ufeff:hello\r\rid:0\r\r".encode())
                 self.wfile.flush()
                 last_beat = time.monotonic()
@@ -119,8 +126,14 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
                         if _matches(doc, expression):
                             seq = state.docs.index(doc) + 1
                             data = json.dumps(doc, separators=(",", ":"))
-                            block = f"x-note:ignored\revent:insert\rid:{seq}\rdata:{data}\r\r"
-                            out += block.encode()
+                            head = "" if state.mode == "no-id" else f"id:{seq}\r"
+                            if state.mode == "multiline-data":
+                                data = json.dumps(doc, indent=1).replace("\n", "\rdata:")
+                            block = f"x-note:ignored\revent:insert\r{head}data:{data}\r\r"
+                            copies = 2 if state.mode == "duplicate" else 1
+                            out += block.encode() * copies
+                            if state.mode == "unknown-type":
+                                out += b"event:update\rdata:{}\r\r"
                     if time.monotonic() - last_beat >= 1.0:
                         out += b":\r"
                         last_beat = time.monotonic()

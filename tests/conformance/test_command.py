@@ -16,7 +16,8 @@ from dualstore_conformance.reports import json_report
 
 FRAMING = (
     "sse-frame-content-type,sse-frame-cache-control,sse-frame-no-proxy-buffering,"
-    "sse-frame-sent-on-open,sse-frame-insert-event,sse-frame-event-types"
+    "sse-frame-sent-on-open,sse-frame-insert-event,sse-frame-event-types,"
+    "sse-order-concurrent-exactly-once"
 )
 
 
@@ -88,7 +89,7 @@ def test_legal_but_unusual_framing_passes_and_reports_validate(
     assert report["summary"]["passed"] == len(FRAMING.split(","))
     cases = junit.findall(".//testcase")
     assert len(cases) == len(report["checks"])
-    assert all("[SSE-FRAME-" in case.get("name", "") for case in cases)
+    assert all("[SSE-" in case.get("name", "") for case in cases)
     html = (tmp_path / "r.html").read_text("utf-8")
     assert "sse-frame-insert-event" in html and "<script" not in html
 
@@ -123,3 +124,26 @@ def test_token_is_redacted_in_reproductions(
     text = (tmp_path / "r.json").read_text("utf-8")
     assert "s3cret-value" not in text
     assert '"Authorization: Bearer $TOKEN"' in json.loads(text)["checks"][0]["reproduce"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "check_id", "rule"),
+    [
+        ("no-cache-header", "sse-frame-cache-control", "SSE-FRAME-002"),
+        ("silent-open", "sse-frame-sent-on-open", "SSE-FRAME-004"),
+        ("no-id", "sse-frame-insert-event", "SSE-FRAME-006"),
+        ("multiline-data", "sse-frame-insert-event", "SSE-FRAME-006"),
+        ("unknown-type", "sse-frame-event-types", "SSE-FRAME-009"),
+        ("duplicate", "sse-order-concurrent-exactly-once", "SSE-ORDER-001"),
+    ],
+)
+def test_each_fault_is_caught_by_its_check(
+    mini_target: tuple[str, Any], tmp_path: Path, mode: str, check_id: str, rule: str
+) -> None:
+    url, state = mini_target
+    state.mode = mode
+    code = main(["conform", "--url", url, "--only", check_id,
+                 "--json", str(tmp_path / "r.json")])
+    (check,) = json.loads((tmp_path / "r.json").read_text("utf-8"))["checks"]
+    assert (code, check["status"]) == (1, "failed"), check["message"]
+    assert rule in check["evidence"]["failed_rules"]
