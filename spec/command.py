@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import dualstore_spec
@@ -24,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "path":
         print(dualstore_spec.path())
         return 0
+    if args.dir is not None and not os.path.isdir(args.dir):
+        print(f"dualstore spec lint: --dir {args.dir}: not a directory", file=sys.stderr)
+        return 2
     from dualstore_spec import lint  # imported lazily: validators are heavy
 
     problems = lint.lint(args.dir)

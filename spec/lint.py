@@ -46,7 +46,7 @@ def _load(folder: Path, name: str, problems: list[str]) -> Any:
         return None
     text = file.read_text(encoding="utf-8")
     try:
-        return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+        return dualstore_spec.load_text(name, text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         problems.append(f"{name}: not parsable: {' '.join(str(exc).split())}")
         return None
@@ -108,10 +108,24 @@ def _lint_openapi(loaded: _Loaded, registry: Registry[Any]) -> Iterator[str]:
     validator_class = (
         OpenAPIV32SpecValidator if version.startswith("3.2") else OpenAPIV31SpecValidator
     )
-    structural = list(validator_class(doc).iter_errors())
-    for error in structural:
+    structural: list[str] = []
+    errors = validator_class(doc).iter_errors()
+    while True:
+        try:
+            error = next(errors)
+        except StopIteration:
+            break
+        except Exception as exc:  # the validator can crash on some malformed documents
+            if not structural:
+                structural.append(
+                    f"openapi.yaml: not a valid OpenAPI document (the validator stopped at "
+                    f"{type(exc).__name__}: {exc})"
+                )
+            break
         where = _pointer(list(getattr(error, "path", []) or []))
-        yield f"openapi.yaml#{where}: {' '.join(str(error.message).split())}"
+        message = (str(error.message).strip().splitlines() or ["invalid"])[0]
+        structural.append(f"openapi.yaml#{where}: {message}")
+    yield from structural
     if structural:
         return  # examples and cross-checks only make sense on a valid document
     yield from _lint_examples(doc, registry)
@@ -225,12 +239,12 @@ def _check_event_data(
     """Validate `data` against the `contentSchema` of the oneOf branch naming this event."""
     resolver = registry.resolver()
     item = resolver.lookup(item_ref).contents
+    while isinstance(item, dict) and "$ref" in item:  # follow itemSchema -> StreamEvent
+        item = resolver.lookup(_absolute(item["$ref"])).contents
     branches = item.get("oneOf", [item])
     for branch in branches:
-        if "$ref" in branch:
-            ref = branch["$ref"]
-            uri = ref if ref.startswith("urn:") else f"{OPENAPI_URI}{ref}"
-            branch = resolver.lookup(uri).contents
+        while isinstance(branch, dict) and "$ref" in branch:
+            branch = resolver.lookup(_absolute(branch["$ref"])).contents
         properties = branch.get("properties", {})
         if properties.get("event", {}).get("const") != event.get("event"):
             continue
@@ -251,6 +265,11 @@ def _check_event_data(
         )
         yield from _errors(f"{where} data", payload, validator)
         return
+
+
+def _absolute(ref: str) -> str:
+    """A $ref found inside openapi.yaml as an absolute URI of the registry."""
+    return ref if ref.startswith("urn:") else f"{OPENAPI_URI}{ref}"
 
 
 def _lint_problem_types(doc: dict[str, Any]) -> Iterator[str]:
