@@ -158,3 +158,31 @@ def test_backoff_doubles_caps_and_jitters_above_the_retry_hint() -> None:
     delays = [jittery.delay(2000, 1) for _ in range(200)]
     assert all(2.0 <= d <= 3.0 for d in delays)
     assert len(set(delays)) > 150  # really random, so clients do not reconnect in lockstep
+
+
+def test_close_from_another_thread_ends_a_quiet_stream_without_reconnecting(
+    sse_server: Any,
+) -> None:
+    import threading
+
+    sse_server.scripts = [[sse_server.head(), b"retry: 10\n\n", 30.0]]
+    outcome: list[object] = []
+    with DualStoreClient(sse_server.url) as client:
+        stream = client.stream("notes")
+
+        def consume() -> None:
+            try:
+                outcome.append(list(stream))
+            except Exception as exc:  # recorded, asserted below
+                outcome.append(exc)
+
+        reader = threading.Thread(target=consume, daemon=True)
+        reader.start()
+        sse_server.wait_for(1)
+        stream.close()
+        reader.join(5)
+        assert not reader.is_alive(), "close() did not end the iteration"
+    assert len(outcome) == 1
+    time_for_a_reconnect = 0.3
+    reader.join(time_for_a_reconnect)
+    assert len(sse_server.seen) == 1

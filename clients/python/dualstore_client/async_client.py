@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -15,7 +16,7 @@ from dualstore_client import _core
 from dualstore_client.encoding import Filter, path_segment
 from dualstore_client.errors import TransportError
 from dualstore_client.models import Document, Page, SearchHit, StreamEvent
-from dualstore_client.streaming import Backoff, StreamClosed, StreamSession
+from dualstore_client.streaming import Backoff, StreamClosed, StreamSession, interrupt
 
 T = TypeVar("T")
 
@@ -55,9 +56,10 @@ class AsyncEventStream:
     async def aclose(self) -> None:
         """Stop: closes the current connection; iteration ends."""
         self._closed = True
-        await self._iterator.aclose()
         if self._response is not None:
-            await self._response.aclose()
+            interrupt(self._response)  # ends a read in progress in another task
+        with contextlib.suppress(RuntimeError):  # RuntimeError: being iterated right now
+            await self._iterator.aclose()
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -73,6 +75,8 @@ class AsyncEventStream:
             try:
                 self._response = response = await self._open(session)
                 try:
+                    if self._closed:
+                        return
                     if response.status_code >= 400:
                         await response.aread()
                     if session.accept(response):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime
@@ -15,7 +16,7 @@ from dualstore_client import _core
 from dualstore_client.encoding import Filter, path_segment
 from dualstore_client.errors import TransportError
 from dualstore_client.models import Document, Page, SearchHit, StreamEvent
-from dualstore_client.streaming import Backoff, StreamClosed, StreamSession
+from dualstore_client.streaming import Backoff, StreamClosed, StreamSession, interrupt
 
 T = TypeVar("T")
 
@@ -57,9 +58,10 @@ class EventStream:
     def close(self) -> None:
         """Stop: closes the current connection; iteration ends."""
         self._closed = True
-        self._iterator.close()
         if self._response is not None:
-            self._response.close()
+            interrupt(self._response)  # unblocks a read in progress in another thread
+        with contextlib.suppress(ValueError):  # ValueError: being iterated right now
+            self._iterator.close()
 
     def __enter__(self) -> EventStream:
         return self
@@ -75,6 +77,8 @@ class EventStream:
             try:
                 self._response = response = self._open(session)
                 try:
+                    if self._closed:
+                        return
                     if response.status_code >= 400:
                         response.read()
                     if session.accept(response):

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import socket
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,3 +227,18 @@ def _heartbeat_time(data: str) -> str:
     if not isinstance(value, Mapping) or not isinstance(value.get("t"), str):
         raise ProtocolError('heartbeat data must be {"t": "<ISO time>"}')
     return str(value["t"])
+
+
+def interrupt(response: httpx.Response) -> None:
+    """Shut the response's socket down so that a read blocked on it returns at once.
+
+    Closing an httpx response from another thread does not wake a blocked ``recv``; a
+    socket shutdown does. The reading side then sees the end of the body and closes
+    the response itself.
+    """
+    stream = response.extensions.get("network_stream")
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
