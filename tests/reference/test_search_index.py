@@ -384,3 +384,31 @@ def test_concurrent_searches_and_inserts(mongodb_uri: str, tmp_path: Path) -> No
         assert len(reloaded) == 150
 
     run(mongodb_uri, body)
+
+
+def test_interrupted_save_keeps_the_previous_snapshot(
+    mongodb_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(store: Store) -> None:
+        await store.insert("first snapshot")
+        index = new_index(store, tmp_path)
+        await index.open()
+        await index.save()
+        await store.insert("second snapshot")
+        await index.catch_up()
+        assert index.dirty
+
+        def crash(*args: object) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(index_module.os, "replace", crash)  # dies before the switch
+        with pytest.raises(OSError, match="disk full"):
+            await index.save()
+        monkeypatch.undo()
+        assert index.dirty  # still needs saving
+        assert json.loads((tmp_path / META_FILE).read_text())["count"] == 1
+        reloaded = new_index(store, tmp_path)
+        assert await _open_counting(reloaded) == 1  # the old snapshot, caught up
+        assert len(reloaded) == 2
+
+    run(mongodb_uri, body)

@@ -40,7 +40,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import hnswlib
 import numpy as np
@@ -99,6 +99,7 @@ class VectorIndex:
         self.gap_timeout = gap_timeout
         self._lock = asyncio.Lock()  # hnswlib calls
         self._catchup_lock = asyncio.Lock()  # one catch-up at a time
+        self._save_lock = asyncio.Lock()  # one save at a time in this process
         self._runs_started = 0
         self._index: Any = None
         self._labels: set[int] = set()
@@ -213,59 +214,82 @@ class VectorIndex:
 
     @contextlib.contextmanager
     def _file_lock(self, shared: bool) -> Iterator[None]:
+        handle = self._take_file_lock(shared)
+        try:
+            yield
+        finally:
+            handle.close()  # closing the file releases the lock
+
+    def _take_file_lock(self, shared: bool) -> BinaryIO:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / LOCK_FILE, "a+b") as handle:
+        handle = open(self.directory / LOCK_FILE, "a+b")  # noqa: SIM115  # closed by the caller
+        try:
             fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
 
     async def save(self) -> None:
-        """Write a snapshot atomically (new index file, then ``meta.json`` replaced by rename)."""
-        async with self._lock:
+        """Write a snapshot atomically (new index file, then ``meta.json`` replaced by rename).
+
+        Searches and catch-up wait only while hnswlib writes the file; the checksum, fsync
+        and the switch of ``meta.json`` happen after the index lock is released.
+        """
+        async with self._save_lock:
             if self._index is None:
                 return
-            await asyncio.to_thread(self._save)
-            self._dirty = False
+            handle = await asyncio.to_thread(self._take_file_lock, False)
+            try:
+                token = f"{os.getpid()}-{secrets.token_hex(6)}"
+                index_path = self.directory / f"index-{token}.bin"
+                async with self._lock:
+                    meta = self._meta(index_path.name)
+                    await asyncio.to_thread(self._index.save_index, str(index_path))
+                    self._dirty = False
+                try:
+                    await asyncio.to_thread(self._commit, index_path, meta, token)
+                except BaseException:
+                    self._dirty = True
+                    raise
+            finally:
+                handle.close()
 
-    def _save(self) -> None:
-        with self._file_lock(shared=False):
-            token = f"{os.getpid()}-{secrets.token_hex(6)}"
-            index_name = f"index-{token}.bin"
-            index_path = self.directory / index_name
-            self._index.save_index(str(index_path))
-            data = index_path.read_bytes()
-            meta = {
-                "format": META_FORMAT,
-                "embedder": self.embedder.name,
-                "dim": self.embedder.dim,
-                "space": self.space,
-                "count": len(self._labels),
-                "capacity": int(self._index.get_max_elements()),
-                "watermark": self.watermark,
-                "top": self._top,
-                "holes": sorted(self._holes),
-                "head_seq": self._head_seq,
-                "head_id": None if self._head_id is None else str(self._head_id),
-                "index_file": index_name,
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            }
-            with open(index_path, "rb") as handle:
-                os.fsync(handle.fileno())
-            temporary = self.directory / f"{META_FILE}.{token}.tmp"
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(meta, handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.directory / META_FILE)
-            for old in self.directory.glob("index-*.bin"):
-                if old.name != index_name:
-                    old.unlink(missing_ok=True)
-            for old in self.directory.glob(f"{META_FILE}.*.tmp"):
+    def _meta(self, index_name: str) -> dict[str, Any]:
+        return {
+            "format": META_FORMAT,
+            "embedder": self.embedder.name,
+            "dim": self.embedder.dim,
+            "space": self.space,
+            "count": len(self._labels),
+            "capacity": int(self._index.get_max_elements()),
+            "watermark": self.watermark,
+            "top": self._top,
+            "holes": sorted(self._holes),
+            "head_seq": self._head_seq,
+            "head_id": None if self._head_id is None else str(self._head_id),
+            "index_file": index_name,
+        }
+
+    def _commit(self, index_path: Path, meta: dict[str, Any], token: str) -> None:
+        """Checksum and sync the written index file, then make meta.json point to it."""
+        data = index_path.read_bytes()
+        meta["size"] = len(data)
+        meta["sha256"] = hashlib.sha256(data).hexdigest()
+        meta["saved_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with open(index_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        temporary = self.directory / f"{META_FILE}.{token}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.directory / META_FILE)
+        for old in self.directory.glob("index-*.bin"):
+            if old.name != index_path.name:
                 old.unlink(missing_ok=True)
+        for old in self.directory.glob(f"{META_FILE}.*.tmp"):
+            old.unlink(missing_ok=True)
 
     # -- catch-up ----------------------------------------------------------------------
 
