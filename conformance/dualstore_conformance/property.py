@@ -22,6 +22,9 @@ ProgressCallback = Callable[[str], None]
 OPAQUE_PARAMETERS = frozenset({"filter", "cursor", "since", "last-event-id"})
 """Parameters whose valid values a JSON Schema cannot describe (see ``_operation_overrides``)."""
 
+THOROUGH_EXAMPLES = 100
+"""From this --max-examples on, the coverage phase also enumerates request bodies."""
+
 MAX_FAILURES_PER_CHECK = 5
 """Distinct failures kept as evidence for one Schemathesis check."""
 
@@ -126,35 +129,47 @@ def streaming_operations(document: dict[str, Any]) -> list[str]:
     return names
 
 
-def _operation_overrides(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-operation check settings for operations with opaque parameters.
+def _operation_overrides(document: dict[str, Any], max_examples: int) -> list[dict[str, Any]]:
+    """Per-operation settings: accepted statuses for opaque parameters, bounded coverage.
 
     ``filter`` (base64url JSON in the filter language), ``cursor`` (a token only the server
     can mint) and ``since`` (a resume token or an RFC 3339 time) are strings whose validity
-    no JSON Schema can express: a random string that fits the schema is almost never a
-    valid filter or cursor, so the server's 400 is the correct answer, not a failure of
-    positive_data_acceptance. For operations taking such a parameter, 400 joins the
-    statuses that check accepts. Likewise Idempotency-Key: Hypothesis reuses small values
-    ("0", "a") with different bodies, and the spec answers that with 422
-    ``idempotency-key-reuse``, so 422 is accepted on operations taking that header.
-    negative_data_rejection is unchanged: invalid data must still be rejected.
+    no JSON Schema can express (the spec marks such parameters ``x-dualstore-server-validated``):
+    a random string that fits the schema is almost never a valid filter or cursor, so the
+    server's 400 is the correct answer, not a failure of positive_data_acceptance. For
+    operations taking such a parameter, 400 joins the statuses that check accepts. Likewise
+    Idempotency-Key: Hypothesis reuses small values ("0", "a") with different bodies, and the
+    spec answers that with 422 ``idempotency-key-reuse``, so 422 is accepted where that header
+    is taken. negative_data_rejection is unchanged: invalid data must still be rejected.
+
+    The coverage phase enumerates boundary values of every schema with no example budget;
+    on a request body with eight levels of nested metadata that is thousands of real
+    inserts (over a minute). Below ``THOROUGH_EXAMPLES`` the coverage phase is therefore
+    switched off for operations with a request body (examples, fuzzing and stateful still
+    exercise them); a thorough run (``--max-examples`` at or above it) keeps it.
     """
     overrides: list[dict[str, Any]] = []
-    for method, path, _, parameters in _operations(document):
-        names = {str(_resolve(document, p).get("name", "")).lower() for p in parameters}
+    for method, path, operation, parameters in _operations(document):
+        resolved = [_resolve(document, p) for p in parameters]
+        names = {str(p.get("name", "")).lower() for p in resolved}
+        opaque = names & OPAQUE_PARAMETERS or any(
+            "x-dualstore-server-validated" in p
+            and str(p.get("name", "")).lower() != "idempotency-key"
+            for p in resolved
+        )
         extra: list[str] = []
-        if names & OPAQUE_PARAMETERS:
+        if opaque:
             extra.append("400")
         if "idempotency-key" in names:
             extra.append("422")
+        entry: dict[str, Any] = {}
         if extra:
             statuses = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx", *extra]
-            overrides.append(
-                {
-                    "include-name": f"{method} {path}",
-                    "checks": {"positive_data_acceptance": {"expected-statuses": statuses}},
-                }
-            )
+            entry["checks"] = {"positive_data_acceptance": {"expected-statuses": statuses}}
+        if "requestBody" in operation and max_examples < THOROUGH_EXAMPLES:
+            entry["phases"] = {"coverage": {"enabled": False}}
+        if entry:
+            overrides.append({"include-name": f"{method} {path}", **entry})
     return overrides
 
 
@@ -178,10 +193,10 @@ def build_config(
             "examples": {"enabled": True},
             "coverage": {"enabled": True},
             "fuzzing": {"enabled": True},
-            "stateful": {"enabled": True, "max-steps": max(2, min(10, max_examples))},
+            "stateful": {"enabled": True, "max-steps": max(2, min(6, max_examples))},
         },
         "checks": {"enabled": True},
-        "operations": _operation_overrides(document),
+        "operations": _operation_overrides(document, max_examples),
         "suppress-health-check": ["all"],
     }
     if seed is not None:
@@ -258,9 +273,12 @@ def run(
     errors: list[dict[str, Any]] = []
     stop_reason = ""
 
+    requests: dict[str, int] = {}
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             _record(event.recorder, tallies, target.token)
+            key = f"{event.phase.value} {event.recorder.label}"
+            requests[key] = requests.get(key, 0) + len(event.recorder.interactions)
             if on_progress is not None:
                 on_progress(
                     f"property: {event.phase.value} {event.recorder.label} {event.status.value}"
@@ -286,7 +304,12 @@ def run(
                 )
 
     duration = time.monotonic() - started
-    common = {"seed": used_seed, "stop_reason": stop_reason, "excluded_operations": excluded}
+    common = {
+        "seed": used_seed,
+        "stop_reason": stop_reason,
+        "excluded_operations": excluded,
+        "requests": requests,
+    }
     results = [_result(name, tally, duration, common) for name, tally in sorted(tallies.items())]
     if errors:
         results.append(
