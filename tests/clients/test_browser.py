@@ -169,8 +169,13 @@ def test_browser_reconnects_itself_with_last_event_id_across_a_server_restart(
     wait_shown(page, before)
     last_id = page.evaluate("window.dualstoreUi.inserts.at(-1).eventId")
 
+    # Offline keeps the browser's reconnects failing (it keeps retrying) until these
+    # inserts have been made: they can only reach the page by replay after Last-Event-ID.
+    page.context.set_offline(True)
     server.restart()  # same data directory, same port
     after = [rest.insert("restart", f"after restart {n}") for n in range(2)]
+    assert shown_ids(page) == list(reversed(before))
+    page.context.set_offline(False)
     wait_shown(page, after)
     page.wait_for_selector("#status.open")
 
