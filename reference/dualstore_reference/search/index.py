@@ -310,18 +310,15 @@ class VectorIndex:
             return await self._catch_up()
 
     async def _catch_up(self) -> int:
-        if not self._holes:
-            # Cheap common case: a point lookup of the counter shows nothing was allocated
-            # beyond what is handled (writers take their number from it before inserting).
-            head = await sequence.head(self._counters, self.documents.name)
-            if 0 < head <= self._top:
-                return await self._fence_old_holes()
+        # Writers take their number from the counter before inserting, so a point lookup of
+        # the counter (read now, after the caller's writes) bounds what there is to read.
+        head = await sequence.head(self._counters, self.documents.name)
         added = 0
         pending = sorted(self._holes)
         for start in range(0, len(pending), HOLES_PER_QUERY):
             chunk = pending[start : start + HOLES_PER_QUERY]
             added += await self._apply(await self._read({"$in": chunk}), fills_holes=True)
-        while True:
+        while head == 0 or head > self._top:  # 0: no counter (documents from elsewhere)
             batch = await self._read({"$gt": self._top}, limit=BATCH)
             added += await self._apply(batch, fills_holes=False)
             if len(batch) < BATCH:
