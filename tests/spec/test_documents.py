@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The shipped spec documents: valid OpenAPI, valid against their meta-schemas, well-formed rules."""
+"""The shipped spec documents: valid OpenAPI, meta-schema conformance, well-formed rules."""
 
 from __future__ import annotations
 
