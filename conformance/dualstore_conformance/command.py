@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -76,17 +77,24 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag}: folder of {value!r} does not exist")
 
 
+REFERENCE_ORIGIN = "http://conformance.invalid"
+"""The CORS origin the bundled reference is started with (so the CORS checks run)."""
+CORS_ORIGIN_ENV = "DUALSTORE_CORS_ORIGIN"
+
+
 @contextlib.contextmanager
-def _reference() -> Iterator[str]:
-    """Start the reference server on the embedded store in a temporary folder."""
+def _reference(token: str) -> Iterator[str]:
+    """Start the reference on the embedded store in a temporary folder, with auth and CORS
+    enabled so that the auth and CORS checks have something to judge."""
     try:
         launcher = importlib.import_module("dualstore_reference.launcher")
     except ImportError as error:
         raise UsageError(f"cannot start the reference server ({error}); pass --url") from error
+    env = {"AUTH_TOKEN": token, "CORS_ORIGIN": REFERENCE_ORIGIN}
     with tempfile.TemporaryDirectory(prefix="dualstore-conform-") as folder:
         print("starting the reference server (embedded store) ...", file=sys.stderr)
         try:
-            server = launcher.start_reference(data_dir=folder)
+            server = launcher.start_reference(env=env, data_dir=Path(folder))
         except Exception as error:
             raise UsageError(f"the reference server did not start: {error}") from error
         try:
@@ -138,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     if args.url:
         return run_command(args)
-    with _reference() as url:
+    token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    args.token = token
+    os.environ.setdefault(CORS_ORIGIN_ENV, REFERENCE_ORIGIN)
+    with _reference(token) as url:
         args.url = url
         return run_command(args)
