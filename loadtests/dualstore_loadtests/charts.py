@@ -60,14 +60,16 @@ def latency_chart(path: Path, latencies: Sequence[tuple[float, float]], t0: floa
     keys = sorted(buckets)
     xs = np.asarray([(k + 0.5) * bucket_seconds for k in keys])
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for point, style in ((50, "-"), (95, "-"), (99, "-")):
-        ys = [float(np.percentile(buckets[k], point)) * 1000 for k in keys]
-        ax.plot(xs, ys, style, label=f"p{point}")
-    ax.plot(xs, [max(buckets[k]) * 1000 for k in keys], ":", color="grey", label="max")
+    floor = 1.0  # ms: an event can arrive before its POST returned (negative latency)
+    for point in (50, 95, 99):
+        ys = [max(floor, float(np.percentile(buckets[k], point)) * 1000) for k in keys]
+        ax.plot(xs, ys, "-", label=f"p{point}")
+    ax.plot(xs, [max(floor, max(buckets[k]) * 1000) for k in keys], ":", color="grey",
+            label="max")
     ax.axhline(budget * 1000, color="red", linestyle="--", label=f"p99 budget {budget:g} s")
     ax.set_yscale("log")
     ax.set_xlabel("seconds since start")
-    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_ylabel("latency (ms, log scale; <= 1 ms drawn at 1)")
     ax.set_title(f"Delivery latency, POST response -> receipt ({bucket_seconds:g} s buckets)")
     ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3, which="both")

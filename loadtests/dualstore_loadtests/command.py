@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -130,8 +131,8 @@ class Plan:
 
     @property
     def writers(self) -> int:
-        """Writer users: about 5 POSTs/s each, 1 to 8."""
-        return max(1, min(8, round(self.writers_rate / 5.0)))
+        """Writer users: 2 POSTs/s each (so a POST may take 500 ms), 1 to 16."""
+        return max(1, min(16, math.ceil(self.writers_rate / 2.0)))
 
     @property
     def idle(self) -> int:
@@ -363,6 +364,9 @@ def _start_reference(plan: Plan) -> Any:
         # the subscriber count (leaving rate limits at their production defaults).
         "STREAM_CAP_PER_IP": str(plan.users + 20),
     }
+    faults = os.environ.get("DUALSTORE_FAULTS")
+    if faults:  # test-only fault injection (the mutant catalogue): prove the gates fail
+        env["DUALSTORE_FAULTS"] = faults
     return start_reference(env=env, workers=2)
 
 

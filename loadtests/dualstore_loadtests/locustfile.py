@@ -293,8 +293,12 @@ class Subscriber(User):
                 self._fire("SSE reconnect", 0.0)
                 return pause
         except httpx.ReadTimeout:
-            self._closed(time.time(), "read-timeout")
-            self._fire("SSE reconnect", 0.0, exception=RuntimeError("read timeout"))
+            if self.connected_at is None:
+                self._fire("SSE connect", time.time() - started,
+                           exception=RuntimeError("timed out waiting for response headers"))
+            else:
+                self._closed(time.time(), "read-timeout")
+                self._fire("SSE reconnect", 0.0, exception=RuntimeError("read timeout"))
         except httpx.HTTPError as error:
             self._closed(time.time(), f"error: {type(error).__name__}")
             self._fire("SSE connect", time.time() - started, exception=error)
