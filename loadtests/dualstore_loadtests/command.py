@@ -261,6 +261,11 @@ def summarize(plan: Plan, run_id: str, records: Path,
     latencies = [lat for _, lat in result.latencies]
     negative = sum(1 for lat in latencies if lat < 0)
     out = plan.report_dir
+    with (out / "rss.csv").open("w", encoding="utf-8") as handle:
+        handle.write("time,pid,rss_bytes\n")
+        for t, by_pid in samples:
+            for pid, rss in sorted(by_pid.items()):
+                handle.write(f"{t:.3f},{pid},{rss}\n")
     chart_paths = [
         charts.rss_chart(out / "rss.png", samples, plan.warmup, trend),
         charts.latency_chart(out / "latency.png", result.latencies, started,
