@@ -40,6 +40,7 @@ def assert_passed(completed: subprocess.CompletedProcess[str], summary: dict[str
     assert "load test PASSED" in completed.stdout
 
 
+@pytest.mark.slow
 def test_smoke_passes_against_the_reference(tmp_path: Path) -> None:
     completed, summary = smoke(tmp_path)
     assert_passed(completed, summary, tmp_path)
