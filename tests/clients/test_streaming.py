@@ -186,3 +186,24 @@ def test_close_from_another_thread_ends_a_quiet_stream_without_reconnecting(
     time_for_a_reconnect = 0.3
     reader.join(time_for_a_reconnect)
     assert len(sse_server.seen) == 1
+
+
+def test_async_aclose_from_another_task_ends_a_quiet_stream(sse_server: Any) -> None:
+    sse_server.scripts = [[sse_server.head(), b"retry: 10\n\n", 30.0]]
+
+    async def run() -> list[StreamEvent]:
+        async with AsyncDualStoreClient(sse_server.url) as client:
+            stream = client.stream("notes")
+
+            async def consume() -> list[StreamEvent]:
+                return [event async for event in stream]
+
+            reader = asyncio.create_task(consume())
+            while not sse_server.seen:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            await stream.aclose()
+            return await asyncio.wait_for(reader, 5)
+
+    assert asyncio.run(run()) == []
+    assert len(sse_server.seen) == 1

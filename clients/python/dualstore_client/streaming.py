@@ -239,6 +239,7 @@ def interrupt(response: httpx.Response) -> None:
     stream = response.extensions.get("network_stream")
     get_extra_info = getattr(stream, "get_extra_info", None)
     sock = get_extra_info("socket") if get_extra_info is not None else None
-    if isinstance(sock, socket.socket):
+    shutdown = getattr(sock, "shutdown", None)  # a socket, or asyncio's TransportSocket
+    if callable(shutdown):
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            shutdown(socket.SHUT_RDWR)
