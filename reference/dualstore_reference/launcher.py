@@ -65,9 +65,9 @@ class RunningReference:
         self._owns_data_dir = owns_data_dir
 
     def command(self) -> list[str]:
-        """The ``dualstore serve`` command line."""
+        """The ``dualstore serve`` command line (its module run directly: no other imports)."""
         command = [
-            sys.executable, "-m", "dualstore_conformance.cli", "serve",
+            sys.executable, "-m", "dualstore_reference.serve",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(self.workers), "--data-dir", str(self.data_dir),
         ]  # fmt: skip

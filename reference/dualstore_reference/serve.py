@@ -204,3 +204,21 @@ def run(args: argparse.Namespace) -> int:
         return Supervisor(settings, args.graceful_timeout).run()
     except ServeError as error:
         raise UsageError(str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dualstore_reference.serve``: the same as ``dualstore serve`` (starts faster)."""
+    from dualstore_conformance.cli import UsageError
+
+    parser = argparse.ArgumentParser(prog="dualstore serve", description=HELP)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"dualstore serve: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
