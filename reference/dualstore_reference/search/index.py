@@ -46,7 +46,7 @@ import hnswlib
 import numpy as np
 from pymongo.asynchronous.collection import AsyncCollection
 
-from dualstore_reference.search.embedders import Embedder, Vectors
+from dualstore_reference.search.embedders import Embedder, Vectors, normalise_rows
 from dualstore_reference.store import sequence
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ BATCH = 1000
 """Documents read and embedded per step of a catch-up."""
 HOLES_PER_QUERY = 1000
 """Holes looked up (or fenced) per query."""
+RECENT_EXACT = 1024
+"""The newest documents are also scored exactly on every search and merged with the graph's
+answer: a document just written is found first by its own text even where the approximate
+graph search would miss it (and collections this small are searched exactly)."""
 
 
 class VectorIndex:
@@ -109,6 +113,9 @@ class VectorIndex:
         self._head_id: Any = None
         self._head_seq = 0
         self._dirty = False
+        self._recent_labels = np.full(RECENT_EXACT, -1, dtype=np.int64)
+        self._recent_vectors = np.zeros((RECENT_EXACT, embedder.dim), dtype=np.float32)
+        self._recent_next = 0
 
     # -- state -------------------------------------------------------------------------
 
@@ -145,6 +152,8 @@ class VectorIndex:
         self._head_id = None
         self._head_seq = 0
         self._dirty = True
+        self._recent_labels.fill(-1)
+        self._recent_next = 0
 
     # -- open / persistence ------------------------------------------------------------
 
@@ -158,8 +167,13 @@ class VectorIndex:
         if loaded and not await self._same_database():
             log.warning("vector index in %s belongs to other data, rebuilding", self.directory)
             loaded = False
-        if not loaded:
-            async with self._lock:
+        async with self._lock:
+            if loaded:
+                newest = sorted(self._labels)[-RECENT_EXACT:]
+                if newest:
+                    vectors = await asyncio.to_thread(self._index.get_items, newest)
+                    self._remember(np.asarray(vectors, dtype=np.float32), newest)
+            else:
                 self._reset()
         added = await self.catch_up()
         log.info(
@@ -359,6 +373,7 @@ class VectorIndex:
             if seqs:
                 await asyncio.to_thread(self._add, vectors, seqs)
                 self._labels.update(seqs)
+                self._remember(vectors, seqs)
                 newest = max(live, key=lambda doc: doc[sequence.SEQ_FIELD])
                 if newest[sequence.SEQ_FIELD] > self._head_seq:
                     self._head_seq = newest[sequence.SEQ_FIELD]
@@ -382,6 +397,35 @@ class VectorIndex:
                 capacity *= 2
             self._index.resize_index(capacity)
         self._index.add_items(vectors, np.asarray(seqs, dtype=np.uint64))
+
+    def _remember(self, vectors: Vectors, seqs: list[int]) -> None:
+        """Keep the newest vectors (unit length) in the ring scored exactly on every search."""
+        rows = normalise_rows(vectors[-RECENT_EXACT:])
+        labels = np.asarray(seqs[-RECENT_EXACT:], dtype=np.int64)
+        positions = (self._recent_next + np.arange(len(labels))) % RECENT_EXACT
+        self._recent_labels[positions] = labels
+        self._recent_vectors[positions] = rows
+        self._recent_next = int((self._recent_next + len(labels)) % RECENT_EXACT)
+
+    def _recent(
+        self, query: Vectors, accept: Callable[[int], bool] | None
+    ) -> list[tuple[int, float]]:
+        """Exact scores of the newest documents (those accept allows)."""
+        used = self._recent_labels >= 0
+        labels = self._recent_labels[used]
+        scores = self._recent_vectors[used] @ _unit(query[0])
+        return [
+            (int(label), float(score))
+            for label, score in zip(labels, scores, strict=True)
+            if accept is None or accept(int(label))
+        ]
+
+    def _merge(
+        self, found: list[tuple[int, float]], exact: list[tuple[int, float]], k: int
+    ) -> list[tuple[int, float]]:
+        best = dict(found)
+        best.update(exact)
+        return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
 
     async def _fence_old_holes(self) -> int:
         """Claim holes older than gap_timeout with tombstones; return documents added meanwhile."""
@@ -445,9 +489,10 @@ class VectorIndex:
 
     def _search_all(self, query: Vectors, k: int) -> list[tuple[int, float]]:
         try:
-            return self._knn(query, k, None)
+            found = self._knn(query, k, None)
         except RuntimeError:  # the graph could not produce k results: score exactly
             return self._exact(query, list(self._labels), k)
+        return self._merge(found, self._recent(query, None), k)
 
     def _search_filtered(
         self, query: Vectors, allowed: list[int], k: int
@@ -459,15 +504,12 @@ class VectorIndex:
         except RuntimeError:
             found = []
         if len(found) >= wanted:
-            return found
+            return self._merge(found, self._recent(query, accepted.__contains__), k)
         return self._exact(query, allowed, k)
 
     def _exact(self, query: Vectors, seqs: list[int], k: int) -> list[tuple[int, float]]:
         """Brute-force cosine similarity over the stored vectors of seqs (in chunks)."""
-        target = query[0].astype(np.float32)
-        norm = float(np.linalg.norm(target))
-        if norm > 0:
-            target = target / norm
+        target = _unit(query[0])
         ordered = sorted(seqs)
         scored: list[tuple[int, float]] = []
         for start in range(0, len(ordered), EXACT_CHUNK):
@@ -482,6 +524,12 @@ class VectorIndex:
                 del scored[k:]
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored[:k]
+
+
+def _unit(vector: Vectors) -> Vectors:
+    norm = float(np.linalg.norm(vector))
+    unit: Vectors = (vector / norm if norm > 0 else vector).astype(np.float32)
+    return unit
 
 
 def _text_of(document: dict[str, Any]) -> str:
