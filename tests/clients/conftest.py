@@ -13,10 +13,6 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from dualstore_reference.launcher import RunningReference, start_reference
-
-TOKEN = "client-tests-token"
-COLLECTIONS = "notes,pages,feed_sync,feed_async,feed_restart,feed_js"
 
 Step = bytes | float | None
 """Bytes to send, seconds to pause, or None to drop the connection there."""
@@ -142,19 +138,3 @@ def sse_server() -> Iterator[ScriptedSSEServer]:
         server.shutdown()
         server.server_close()
 
-
-@pytest.fixture(scope="session")
-def client_reference() -> Iterator[RunningReference]:
-    """A reference server for the client tests: auth on, 1 s heartbeats, 300 ms retry hint.
-
-    Its own instance (not the shared one) because a test restarts it and tokens are set.
-    """
-    env = {
-        "AUTH_TOKEN": f"old-token,{TOKEN}",
-        "COLLECTIONS": COLLECTIONS,
-        "SSE_HEARTBEAT_SECONDS": "1",
-        "SSE_RETRY_MS": "300",
-        "RATE_LIMIT_BURST": "0",
-    }
-    with start_reference(env=env, workers=2) as server:
-        yield server

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from dualstore_client import encode_filter
 from dualstore_reference.launcher import RunningReference
 
 MODULE = Path(__file__).resolve().parents[2] / "clients" / "js" / "dualstore-sse-client.js"
-TOKEN = "client-tests-token"
+TOKEN = "test-token"  # the shared reference_server's (tests/conftest.py)
 FILTERS: list[dict[str, Any]] = [
     {"metadata.session": "s-42"},
     {"$and": [{"metadata.role": "user"}, {"timestamp": {"$gte": "2026-11-25T00:00:00Z"}}]},
@@ -23,57 +24,63 @@ FILTERS: list[dict[str, Any]] = [
 ]
 
 SCRIPT = """
-const [moduleUrl, api, token, filters] = process.argv.slice(1);
+const [moduleUrl, api, token, filters, via] = process.argv.slice(1);
+const name = "session_messages";
 const { DualStoreClient, ProblemError, encodeFilter } = await import(moduleUrl);
 const out = { encoded: JSON.parse(filters).map(encodeFilter) };
 const client = new DualStoreClient(api, { token });
 out.collections = await client.collections();
-out.id = await client.insert("feed_js", "from node", { metadata: { via: "node" },
-  timestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 5)), idempotencyKey: "node-1" });
-out.again = await client.insert("feed_js", "from node", { metadata: { via: "node" },
-  timestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 5)), idempotencyKey: "node-1" });
-out.doc = await client.get("feed_js", out.id);
-out.recent = (await client.recent("feed_js", { limit: 5 })).items.map((d) => d.id);
-out.hits = (await client.search("feed_js", "from node", { k: 1 })).items.map((d) => d.id);
+out.id = await client.insert(name, "from node", { metadata: { via },
+  timestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 5)), idempotencyKey: via });
+out.again = await client.insert(name, "from node", { metadata: { via },
+  timestamp: new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 5)), idempotencyKey: via });
+out.doc = await client.get(name, out.id);
+const mine = { "metadata.via": via };
+out.recent = (await client.recent(name, { limit: 5, filter: mine })).items.map((d) => d.id);
+out.hits = (await client.search(name, "from node", { k: 1, filter: mine })).items
+  .map((d) => d.id);
 const failure = async (promise) => {
   try { await promise; return null; } catch (e) {
     return { problemError: e instanceof ProblemError, status: e.status, type: e.type };
   }
 };
-out.missing = await failure(client.get("feed_js", "0".repeat(32)));
+out.missing = await failure(client.get(name, "0".repeat(32)));
 out.anonymous = await failure(new DualStoreClient(api).collections());
 class Recorder { constructor(url) { this.url = url; } addEventListener() {} close() {} }
-const stream = client.stream("feed_js", { storage: null, EventSource: Recorder });
+const stream = client.stream(name, { storage: null, EventSource: Recorder });
 out.stream = stream._source.url;  // what an EventSource would have been given
 console.log(JSON.stringify(out));
 """
 
 
 def test_module_under_node_matches_python_and_speaks_rest(
-    client_reference: RunningReference,
+    reference_server: RunningReference,
 ) -> None:
+    via = f"node-{uuid.uuid4().hex}"
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
     result = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri(), client_reference.url,
-         TOKEN, json.dumps(FILTERS)],
+        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri(), reference_server.url,
+         TOKEN, json.dumps(FILTERS), via],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["encoded"] == [encode_filter(f) for f in FILTERS]
-    assert "feed_js" in out["collections"]
+    assert "session_messages" in out["collections"]
     assert out["again"] == out["id"]  # same Idempotency-Key, same body: same document
     assert out["doc"] == {
         "id": out["id"],
         "text": "from node",
         "timestamp": "2026-11-25T10:00:00.005Z",
-        "metadata": {"via": "node"},
+        "metadata": {"via": via},
     }
     assert out["recent"] == [out["id"]] and out["hits"] == [out["id"]]
     assert out["missing"] == {
         "problemError": True, "status": 404, "type": "urn:dualstore:problem:not-found"
     }  # fmt: skip
     assert out["anonymous"]["status"] == 401 and out["anonymous"]["problemError"]
-    assert out["stream"] == (f"{client_reference.url}/v1/feed_js/stream?access_token={TOKEN}")
+    assert (
+        out["stream"] == f"{reference_server.url}/v1/session_messages/stream?access_token={TOKEN}"
+    )
