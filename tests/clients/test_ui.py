@@ -7,8 +7,10 @@ from pathlib import Path
 
 import falcon.asgi
 import falcon.testing
+import httpx
 import pytest
 from dualstore_reference import problems
+from dualstore_reference.launcher import RunningReference
 from dualstore_reference.resources import ui
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +55,11 @@ def test_anything_else_is_a_404_problem(page: falcon.testing.TestClient, name: s
     assert result.status_code == 404
     assert result.headers["content-type"] == "application/problem+json"
     assert result.json["type"] == "urn:dualstore:problem:not-found"
+
+
+def test_the_page_is_off_unless_enabled(reference_server: RunningReference) -> None:
+    # the shared server runs without UI_ENABLED
+    for path in ("/v1/ui/", "/v1/ui/dualstore-sse-client.js"):
+        answer = httpx.get(reference_server.url + path, timeout=10)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"] == "application/problem+json"
