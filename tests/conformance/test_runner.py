@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runner: selection by id / prefix / rule id / level, outcomes, timeouts, exclusive checks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.model import CheckResult, Level, Status, Target
+from dualstore_conformance.registry import CheckSpec
+from dualstore_conformance.runner import (
+    Environment,
+    RunReport,
+    SelectionError,
+    run_checks,
+    select,
+    split_ids,
+)
+
+
+async def _noop(ctx: CheckContext) -> None:
+    return None
+
+
+def spec(check_id: str, rules: tuple[str, ...], level: Level = Level.MUST,
+         function: Any = _noop, timeout_s: float = 5.0, exclusive: bool = False) -> CheckSpec:
+    return CheckSpec(id=check_id, title=check_id, level=level, rules=rules, function=function,
+                     timeout_s=timeout_s, exclusive=exclusive)
+
+
+SPECS = {
+    s.id: s
+    for s in [
+        spec("sse-cap-too-many", ("SSE-CAP-001",)),
+        spec("sse-cap-matches", ("SSE-CAP-003",), Level.SHOULD),
+        spec("sse-resume-header", ("SSE-RESUME-004",)),
+        spec("auth-bearer", ("AUTH-001", "AUTH-002")),
+        spec("cors-extra", ("CORS-004",), Level.MAY),
+    ]
+}
+
+
+def ids(chosen: list[CheckSpec]) -> list[str]:
+    return [s.id for s in chosen]
+
+
+@pytest.mark.parametrize(
+    ("only", "skip", "level", "expected"),
+    [
+        ([], [], Level.MAY, ["auth-bearer", "cors-extra", "sse-cap-matches", "sse-cap-too-many",
+                             "sse-resume-header"]),
+        (["sse-cap-too-many"], [], Level.MAY, ["sse-cap-too-many"]),
+        (["sse-cap"], [], Level.MAY, ["sse-cap-matches", "sse-cap-too-many"]),
+        (["SSE-RESUME-004"], [], Level.MAY, ["sse-resume-header"]),
+        (["auth-002"], [], Level.MAY, ["auth-bearer"]),
+        (["SSE-CAP"], [], Level.MAY, ["sse-cap-matches", "sse-cap-too-many"]),
+        (["sse-"], ["SSE-CAP-003"], Level.MAY, ["sse-cap-too-many", "sse-resume-header"]),
+        ([], [], Level.MUST, ["auth-bearer", "sse-cap-too-many", "sse-resume-header"]),
+        ([], [], Level.SHOULD, ["auth-bearer", "sse-cap-matches", "sse-cap-too-many",
+                                "sse-resume-header"]),
+    ],
+)
+def test_select(only: list[str], skip: list[str], level: Level, expected: list[str]) -> None:
+    assert ids(select(SPECS, only, skip, level)) == expected
+
+
+def test_select_unknown_token_is_an_error() -> None:
+    with pytest.raises(SelectionError, match="nope"):
+        select(SPECS, ["nope"])
+
+
+def test_split_ids_accepts_csv_and_repeats() -> None:
+    assert split_ids(["a,b", " c ", ""]) == ["a", "b", "c"]
+    assert split_ids(None) == []
+
+
+def _env() -> Environment:
+    target = Target(url="http://127.0.0.1:9", collection="things")
+    return Environment(target=target, run_id="r1", collection="things", limits={}, health={})
+
+
+def _run(specs: list[CheckSpec], workers: int = 4) -> dict[str, CheckResult]:
+    results = asyncio.run(run_checks(specs, _env(), workers=workers))
+    return {r.id: r for r in results}
+
+
+def test_outcomes_failure_skip_error_and_timeout() -> None:
+    async def fails(ctx: CheckContext) -> None:
+        ctx.fail("Broken", expected="A", received="B", evidence={"k": 1}, reproduce="curl x")
+
+    async def skips(ctx: CheckContext) -> None:
+        ctx.skip("not here")
+
+    async def crashes(ctx: CheckContext) -> None:
+        raise RuntimeError("boom")
+
+    async def hangs(ctx: CheckContext) -> None:
+        await asyncio.sleep(30)
+
+    results = _run([
+        spec("c-ok", ("X-001",)),
+        spec("c-fail", ("X-002",), function=fails),
+        spec("c-skip", ("X-003",), function=skips),
+        spec("c-crash", ("X-004",), function=crashes),
+        spec("c-hang", ("X-005",), function=hangs, timeout_s=0.3),
+    ])
+    assert results["c-ok"].status is Status.PASSED
+    failed = results["c-fail"]
+    assert failed.status is Status.FAILED
+    assert failed.message == "Broken. Expected: A. Received: B"
+    assert failed.evidence["expected"] == "A" and failed.evidence["k"] == 1
+    assert failed.reproduce == "curl x" and failed.rules == ["X-002"]
+    assert results["c-skip"].status is Status.SKIPPED
+    assert results["c-skip"].message == "not here"
+    assert results["c-crash"].status is Status.ERROR
+    assert "boom" in results["c-crash"].message
+    assert results["c-hang"].status is Status.ERROR
+    assert "did not finish" in results["c-hang"].message
+
+
+def test_exclusive_checks_run_alone() -> None:
+    running: set[str] = set()
+    overlaps: dict[str, set[str]] = {}
+
+    def make(name: str) -> Any:
+        async def body(ctx: CheckContext) -> None:
+            running.add(name)
+            await asyncio.sleep(0.05)
+            overlaps[name] = set(running) - {name}
+            running.discard(name)
+        return body
+
+    specs = [spec(f"c-{i}", ("X-001",), function=make(f"c-{i}")) for i in range(4)]
+    specs += [spec(f"x-{i}", ("X-002",), function=make(f"x-{i}"), exclusive=True)
+              for i in range(2)]
+    _run(specs, workers=4)
+    assert overlaps["x-0"] == set() and overlaps["x-1"] == set()
+    assert any(overlaps[f"c-{i}"] for i in range(4)), "non-exclusive checks run concurrently"
+
+
+def _report(*results: CheckResult) -> RunReport:
+    return RunReport(target="t", started_at="2026-01-01T00:00:00Z", duration_s=1.0,
+                     spec_version="1", seed=1, results=list(results))
+
+
+def test_exit_code_counts_must_failures_only() -> None:
+    def result(level: Level, status: Status) -> CheckResult:
+        return CheckResult(id="c", title="c", level=level, rules=[], status=status)
+
+    assert _report(result(Level.SHOULD, Status.FAILED)).exit_code() == 0
+    assert _report(result(Level.MUST, Status.SKIPPED)).exit_code() == 0
+    assert _report(result(Level.MUST, Status.FAILED)).exit_code() == 1
+    assert _report(result(Level.MUST, Status.ERROR)).exit_code() == 1
+    summary = _report(result(Level.MUST, Status.ERROR), result(Level.MAY, Status.PASSED))
+    assert summary.summary() == {"passed": 1, "failed": 0, "skipped": 0, "errors": 1}
