@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -169,6 +170,8 @@ async def bench(args: argparse.Namespace, uri: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # SIGTERM unwinds like Ctrl-C, so the embedded database below is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.mongodb_uri:
         asyncio.run(bench(args, args.mongodb_uri))
         return 0
