@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,9 +27,6 @@ REST_MODULES = (
     "cors",
     "limit",
 )
-TOKEN = "conformance-rest-token"
-ORIGIN = "http://allowed.example"
-COLLECTION = "conformance_rest"
 
 
 def rest_specs() -> dict[str, CheckSpec]:
@@ -44,85 +35,59 @@ def rest_specs() -> dict[str, CheckSpec]:
     return {i: s for i, s in load_all().items() if s.function.__module__ in modules}
 
 
-def start_reference(
-    mongodb_uri: str, data_dir: Path, database: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    """The reference app under uvicorn (one process) on a free port, with auth and CORS on."""
-    from dualstore_reference.embedded import free_port
-
-    port = free_port()
-    uri = mongodb_uri.replace("/?", f"/{database}?")
-    env = dict(
-        os.environ,
-        MONGODB_URI=uri,
-        AUTH_TOKEN=f"{TOKEN},second-token",
-        CORS_ORIGIN=ORIGIN,
-        COLLECTIONS=COLLECTION,
-        DATA_DIR=str(data_dir),
-        SSE_HEARTBEAT_SECONDS="1",
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "dualstore_reference.app:asgi_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError("reference exited during start-up")
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("reference did not answer /v1/health within 60 s")
+RATE_LIMIT_CHECK = "limit-rate-limited-429"
 
 
-@pytest.fixture(scope="module")
-def reference_url(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, url = start_reference(
-        mongodb_uri, tmp_path_factory.mktemp("rest-ref"), "conformance_rest"
-    )
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def reference_results(reference_url: str) -> dict[str, CheckResult]:
-    """One harness run of every REST check against the reference (auth and CORS enabled)."""
-    target = Target(url=reference_url, token=TOKEN, collection=COLLECTION)
-    config = RunConfig(target=target, only=sorted(rest_specs()), property_layer=False, workers=8)
+def run_rest_checks(
+    url: str, token: str, origin: str, check_ids: list[str]
+) -> dict[str, CheckResult]:
+    """One harness run of the given checks (the allowed CORS origin passed by environment)."""
+    target = Target(url=url, token=token)
+    config = RunConfig(target=target, only=check_ids, property_layer=False, workers=8)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(cors.CORS_ORIGIN_ENV, ORIGIN)
+        patch.setenv(cors.CORS_ORIGIN_ENV, origin)
         report = runner.run(config)
     return {result.id: result for result in report.results}
 
 
-@pytest.mark.parametrize("check_id", sorted(rest_specs()))
+@pytest.fixture(scope="module")
+def reference_results(reference_server: Any) -> dict[str, CheckResult]:
+    """Every REST check against the shared reference (token and CORS origin configured)."""
+    env = reference_server.env
+    return run_rest_checks(
+        reference_server.url,
+        env["AUTH_TOKEN"].split(",")[0],
+        env["CORS_ORIGIN"],
+        sorted(rest_specs()),
+    )
+
+
+@pytest.mark.parametrize("check_id", sorted(set(rest_specs()) - {RATE_LIMIT_CHECK}))
 def test_check_passes_against_reference(
     reference_results: dict[str, CheckResult], check_id: str
 ) -> None:
     result = reference_results[check_id]
     assert result.status is Status.PASSED, f"{result.message}\n{result.reproduce}"
+
+
+def test_rate_limit_check_skips_when_never_limited(
+    reference_results: dict[str, CheckResult],
+) -> None:
+    # the shared reference runs with throttling effectively off
+    result = reference_results[RATE_LIMIT_CHECK]
+    assert result.status is Status.SKIPPED
+    assert "no 429" in result.message
+
+
+def test_rate_limit_check_passes_against_a_throttled_reference(start_reference: Any) -> None:
+    server = start_reference(
+        env={"RATE_LIMIT_PER_SECOND": "20", "RATE_LIMIT_BURST": "40"}, workers=1
+    )
+    env = server.env
+    token = env["AUTH_TOKEN"].split(",")[0]
+    results = run_rest_checks(server.url, token, env["CORS_ORIGIN"], [RATE_LIMIT_CHECK])
+    result = results[RATE_LIMIT_CHECK]
+    assert result.status is Status.PASSED, result.message
 
 
 def test_every_rest_check_cites_known_rules() -> None:

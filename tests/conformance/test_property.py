@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Schemathesis property layer: clean against the reference, failing on a broken target."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from dualstore_conformance import property as prop
+from dualstore_conformance import schemathesis_checks as sc
+from dualstore_conformance.model import CheckResult, Status, Target
+
+spec: Any = importlib.import_module("dualstore_spec")
+SEED = 20261125
+
+
+def by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {result.id: result for result in results}
+
+
+# -- against the reference ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference_run(reference_server: Any) -> list[CheckResult]:
+    token = reference_server.env["AUTH_TOKEN"].split(",")[0]
+    target = Target(url=reference_server.url, token=token, collection="session_messages")
+    return prop.run(target, seed=SEED, max_examples=10)
+
+
+def test_property_layer_finds_no_failure_against_reference(
+    reference_run: list[CheckResult],
+) -> None:
+    bad = [f"{r.id}: {r.message}" for r in reference_run if r.status is not Status.PASSED]
+    assert not bad, "\n".join(bad)
+    results = by_id(reference_run)
+    # the built-in checks and ours all ran
+    for name in (
+        "not_a_server_error",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        *sc.CHECK_NAMES,
+    ):
+        assert f"property-{name}" in results, name
+        assert results[f"property-{name}"].evidence["passed"] > 0
+
+
+def test_property_layer_covers_every_phase_but_not_the_stream(
+    reference_run: list[CheckResult],
+) -> None:
+    evidence = reference_run[0].evidence
+    phases = {key.split(" ", 1)[0] for key, count in evidence["requests"].items() if count}
+    assert {"examples", "coverage", "fuzzing", "stateful"} <= phases
+    assert evidence["excluded_operations"] == ["GET /v1/{collection}/stream"]
+    assert not any("/stream" in key for key in evidence["requests"])
+    assert evidence["seed"] == SEED
+
+
+# -- against a deliberately wrong target -------------------------------------------------
+async def broken_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Health is fine; every other answer is a plain-text 500 (HTTP-013, HTTP-001 broken)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    while (await receive()).get("more_body"):
+        pass
+    if scope["path"] == "/v1/health":
+        body = json.dumps(
+            {
+                "ok": True,
+                "database": "up",
+                "collections": ["things"],
+                "heartbeat_seconds": 15,
+                "version": "0",
+            }
+        ).encode()
+        status, media = 200, b"application/json"
+    else:
+        body, status, media = b"internal error", 500, b"text/plain"
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", media)]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+def broken_url() -> Iterator[str]:
+    from dualstore_reference.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(broken_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/v1/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_property_layer_fails_against_a_broken_target(broken_url: str) -> None:
+    token = "conformance-secret-token"
+    results = by_id(
+        prop.run(
+            Target(url=broken_url, token=token, collection="things"), seed=SEED, max_examples=3
+        )
+    )
+    server_error = results["property-not_a_server_error"]
+    assert server_error.status is Status.FAILED
+    assert server_error.rules == ["HTTP-013"]
+    assert server_error.reproduce.startswith("curl ")
+    assert token not in server_error.reproduce
+    assert "$TOKEN" in server_error.reproduce
+    assert server_error.evidence["failures"][0]["status"] == 500
+    problem = results["property-dualstore_problem_json"]
+    assert problem.status is Status.FAILED
+    assert "application/problem+json" in problem.message
+    assert token not in json.dumps([r.evidence for r in results.values()], default=str)
+
+
+# -- configuration and our own checks (no network) -----------------------------------------
+def test_stream_is_excluded_and_opaque_parameters_may_be_rejected() -> None:
+    document = spec.openapi()
+    assert prop.streaming_operations(document) == ["GET /v1/{collection}/stream"]
+    overrides = {o["include-name"]: o for o in prop._operation_overrides(document, 10)}
+    recent = overrides["GET /v1/{collection}/recent"]["checks"]["positive_data_acceptance"]
+    assert "400" in recent["expected-statuses"]
+    post = overrides["POST /v1/{collection}"]
+    assert "422" in post["checks"]["positive_data_acceptance"]["expected-statuses"]
+    assert post["phases"] == {"coverage": {"enabled": False}}
+    thorough = {o["include-name"]: o for o in prop._operation_overrides(document, 100)}
+    assert "phases" not in thorough["POST /v1/{collection}"]
+    assert "GET /v1/collections" not in overrides
+
+
+def test_config_carries_token_seed_and_rate_limit_handling() -> None:
+    target = Target(url="http://127.0.0.1:1", token="abc", collection="c")
+    config = prop.build_config(target, seed=5, max_examples=7)
+    assert config["headers"] == {"Authorization": "Bearer abc"}
+    assert config["seed"] == 5
+    assert config["rate-limit"] == "auto"
+    assert config["generation"]["max-examples"] == 7
+    assert config["parameters"] == {"path.collection": "c"}
+    assert all(
+        config["phases"][p]["enabled"] for p in ("examples", "coverage", "fuzzing", "stateful")
+    )
+
+
+def fake_response(
+    status: int,
+    headers: dict[str, str],
+    body: Any = None,
+    media: str = "application/json",
+    method: str = "GET",
+) -> Any:
+    raw = json.dumps(body).encode() if body is not None else b""
+    merged = {"content-type": [media], **{k.lower(): [v] for k, v in headers.items()}}
+    return SimpleNamespace(
+        status_code=status, headers=merged, content=raw, request=SimpleNamespace(method=method)
+    )
+
+
+def test_problem_check_needs_documented_type_and_matching_status() -> None:
+    good = {"type": "urn:dualstore:problem:not-found", "title": "Not found", "status": 404}
+    assert sc.problem_errors(fake_response(404, {}, good, "application/problem+json")) == []
+    assert sc.problem_errors(fake_response(404, {}, good, "application/json"))
+    wrong_status = {**good, "status": 400}
+    assert sc.problem_errors(fake_response(404, {}, wrong_status, "application/problem+json"))
+    undocumented = {**good, "type": "urn:dualstore:problem:made-up"}
+    assert sc.problem_errors(fake_response(404, {}, undocumented, "application/problem+json"))
+    mismatched = {**good, "type": "urn:dualstore:problem:invalid-request"}
+    assert sc.problem_errors(fake_response(404, {}, mismatched, "application/problem+json"))
+    assert sc.problem_errors(fake_response(200, {}, {"x": 1})) == []
+
+
+def test_timestamp_check_wants_utc_milliseconds_z() -> None:
+    doc = {"id": "a", "text": "t", "metadata": {}, "timestamp": "2026-11-25T10:00:00.000Z"}
+    assert sc.timestamp_errors(fake_response(200, {}, doc)) == []
+    assert sc.timestamp_errors(fake_response(200, {}, {"items": [doc]})) == []
+    for bad in ("2026-11-25T10:00:00Z", "2026-11-25T12:00:00.000+02:00", "53-11-25T10:00:00.000Z"):
+        assert sc.timestamp_errors(fake_response(200, {}, {"items": [{**doc, "timestamp": bad}]}))
+
+
+def test_rate_limit_and_www_authenticate_checks() -> None:
+    full = {
+        "Retry-After": "2",
+        "RateLimit": '"default";r=0;t=2',
+        "RateLimit-Policy": '"default";q=100;w=1',
+    }
+    assert sc.rate_limit_errors(fake_response(429, full)) == []
+    assert sc.rate_limit_errors(fake_response(429, {**full, "Retry-After": "0"}))
+    assert sc.rate_limit_errors(fake_response(429, {"Retry-After": "1"}))
+    assert (
+        sc.www_authenticate_errors(fake_response(401, {"WWW-Authenticate": 'Bearer realm="x"'}))
+        == []
+    )
+    assert sc.www_authenticate_errors(fake_response(401, {"WWW-Authenticate": "Basic"}))
+    assert sc.www_authenticate_errors(fake_response(401, {}))
