@@ -128,7 +128,6 @@ def test_read_your_writes_across_workers(
     assert cross > 0, "some searches must have run on the other worker"
 
 
-@pytest.mark.slow
 def test_database_outage_gives_503_and_recovers(
     tmp_path: Path,
     start_reference: Callable[..., RunningReference],
