@@ -333,6 +333,7 @@ async def run_checks(
     workers: int = 8,
     progress: ProgressCallback | None = None,
     extra_stage: Callable[[], list[CheckResult]] | None = None,
+    status: dict[str, str] | None = None,
 ) -> list[CheckResult]:
     """Exclusive checks first, each alone; then the rest, ``workers`` at a time.
 
@@ -361,7 +362,7 @@ async def run_checks(
 
         exclusive = [s for s in specs if s.exclusive]
         shared = [s for s in specs if not s.exclusive]
-        ticker = asyncio.create_task(_tick(notify))
+        ticker = asyncio.create_task(_tick(notify, status if status is not None else {}))
         try:
             for spec in exclusive:
                 await execute(spec)
@@ -402,14 +403,19 @@ async def run_checks(
     return out
 
 
-async def _tick(notify: Callable[..., None]) -> None:
+async def _tick(notify: Callable[..., None], status: dict[str, str]) -> None:
     while True:
         await asyncio.sleep(1.0)
-        notify("tick")
+        notify("tick", message=status.get(PROPERTY_STAGE_ID, ""))
 
 
 def property_stage(
-    env: Environment, seed: int, max_examples: int, only: Sequence[str], skip: Sequence[str]
+    env: Environment,
+    seed: int,
+    max_examples: int,
+    only: Sequence[str],
+    skip: Sequence[str],
+    status: dict[str, str] | None = None,
 ) -> Callable[[], list[CheckResult]] | None:
     """The Schemathesis layer as a callable, or None when its module is not available."""
     try:
@@ -425,6 +431,13 @@ def property_stage(
         "limits": env.limits,
         "run_id": env.run_id,
     }
+    if status is not None:
+        box = status
+
+        def on_progress(message: str) -> None:
+            box[PROPERTY_STAGE_ID] = message
+
+        offered["on_progress"] = on_progress
     kwargs = {k: v for k, v in offered.items() if k in parameters}
 
     def stage() -> list[CheckResult]:
@@ -451,14 +464,15 @@ async def run_async(config: RunConfig, progress: ProgressCallback | None = None)
     started = time.monotonic()
     env = await prepare(config.target, config.heartbeat_from_health)
     seed = config.seed if config.seed is not None else random.randrange(2**31)
+    status: dict[str, str] = {}
     stage = (
-        property_stage(env, seed, config.max_examples, config.only, config.skip)
+        property_stage(env, seed, config.max_examples, config.only, config.skip, status)
         if run_property
         else None
     )
     if run_property and stage is None and progress is not None:
         progress(Progress("stage", message="property layer not available: skipped"))
-    results = await run_checks(specs, env, config.workers, progress, stage)
+    results = await run_checks(specs, env, config.workers, progress, stage, status)
     return RunReport(
         target=config.target.url,
         started_at=started_at,

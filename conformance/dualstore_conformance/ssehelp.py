@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 
 from dualstore_conformance.client import media_type, problem
 from dualstore_conformance.context import CheckContext, StreamReader

@@ -79,6 +79,8 @@ class Console:
         names = ", ".join(f"{name} {now - start:.0f}s" for name, start in longest)
         more = len(event.running) - len(longest)
         text = f"  waiting on {names}" + (f" (+{more})" if more > 0 else "")
+        if event.message and "property" in event.running:
+            text += f" | {event.message}"
         if self.tty:
             self.stream.write("\r\033[K" + text[:150])
             self._status_line = True
