@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,37 @@ def test_wheel_contains_the_spec_files(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert names >= SPEC_FILES, sorted(SPEC_FILES - names)
     assert not any(n.split("/")[0] in ("reference", "conformance", "spec") for n in names)
+
+    # Installed from the wheel (not the checkout), the spec is found and lints clean.
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    probe = (
+        "import sys, dualstore_spec; from dualstore_spec import command, lint;"
+        "print(dualstore_spec.path()); sys.exit(len(lint.lint(None)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    installed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert Path(installed.stdout.strip()) == target / "dualstore_spec"
