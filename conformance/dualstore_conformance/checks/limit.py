@@ -19,12 +19,12 @@ MAX_BURST_REQUESTS = 2000
 """Never send more than this many requests looking for a 429 (good-guest bound)."""
 
 
-def limit_value(limits: Mapping[str, Any], *needles: str, default: int) -> int:
-    """The first positive integer in limits whose key contains every needle (case-insensitive)."""
-    for key, value in limits.items():
-        if all(n in key.lower() for n in needles) and isinstance(value, int) and value > 0:
-            return value
-    return default
+def limit_value(limits: Mapping[str, Any], path: str, default: int) -> int:
+    """A positive integer from the spec's x-dualstore-limits by dotted path, else default."""
+    node: Any = limits
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node if isinstance(node, int) and not isinstance(node, bool) and node > 0 else default
 
 
 @check(
@@ -33,7 +33,7 @@ def limit_value(limits: Mapping[str, Any], *needles: str, default: int) -> int:
     rules=["LIMIT-003", "READ-002"],
 )
 async def page_limit(ctx: CheckContext) -> None:
-    top = limit_value(ctx.limits, "page", default=200)
+    top = limit_value(ctx.limits, "recent_limit.max", default=200)
     path = f"{ctx.collection_path}/recent"
     for value in (str(top + 1), "0", "-1", "ten", "1.5"):
         params = {"limit": value}
@@ -54,14 +54,7 @@ async def page_limit(ctx: CheckContext) -> None:
     rules=["LIMIT-003", "SEARCH-002"],
 )
 async def search_k(ctx: CheckContext) -> None:
-    top = next(
-        (
-            v
-            for k, v in ctx.limits.items()
-            if k.lower() in {"max_k", "k_max", "search_k_max"} and isinstance(v, int)
-        ),
-        50,
-    )
+    top = limit_value(ctx.limits, "search_k.max", default=50)
     path = f"{ctx.collection_path}/search"
     for value in (str(top + 1), "0", "many"):
         params = {"q": "conformance", "k": value}
@@ -92,7 +85,7 @@ def body_of_size(size: int, ctx: CheckContext) -> bytes:
     rules=["LIMIT-001", "HTTP-001"],
 )
 async def body_too_large(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "body", default=65536)
+    cap = limit_value(ctx.limits, "max_body_bytes", default=65536)
     raw = body_of_size(cap + 1, ctx)
     headers = {"Content-Type": "application/json"}
     response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
@@ -112,13 +105,19 @@ async def body_too_large(ctx: CheckContext) -> None:
     rules=["FILTER-004", "HTTP-001"],
 )
 async def filter_oversized(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "filter", default=4096)
-    values = [f"v{n}" for n in range(cap // 4)]
-    value = http.encode_filter({"metadata.conformance": {"$in": values}})
-    while len(value) <= cap:
-        values += values
-        value = http.encode_filter({"metadata.conformance": {"$in": values}})
+    cap = limit_value(ctx.limits, "filter.max_encoded_length", default=4096)
+    # One condition with a long string: only the encoded length is over its bound.
+    value = http.encode_filter({"metadata.conformance": "x" * cap})
+    within = http.encode_filter({"metadata.conformance": "x" * (cap * 3 // 4 - 40)})
     path = f"{ctx.collection_path}/recent"
+    response = await ctx.request("GET", path, params={"filter": within})
+    if len(within) <= cap and response.status_code != 200:
+        ctx.fail(
+            "a filter just within the encoded-length bound was rejected",
+            expected=f"200 for a {len(within)}-character filter (bound {cap})",
+            received=f"{response.status_code}: {response.text[:200]}",
+            evidence=ctx.evidence(response),
+        )
     response = await ctx.request("GET", path, params={"filter": value})
     expect_problem(
         ctx,
@@ -131,11 +130,7 @@ async def filter_oversized(ctx: CheckContext) -> None:
 
 
 def _burst_size(limits: Mapping[str, Any]) -> int:
-    for needles in (("burst",), ("rate",)):
-        value = limit_value(limits, *needles, default=0)
-        if value:
-            return value
-    return 100
+    return limit_value(limits, "rate_limit.burst", default=100)
 
 
 @check(

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 from dualstore_conformance.checks.http import expect_problem, expect_status
+from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -106,7 +107,8 @@ async def score_order(ctx: CheckContext) -> None:
 )
 async def q_required(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
-    for params in ({}, {"q": ""}, {"q": "x" * 1025}):
+    longest = limit_value(ctx.limits, "search_q_max_length", default=1024)
+    for params in ({}, {"q": ""}, {"q": "x" * (longest + 1)}):
         response = await ctx.request("GET", path, params=params)
         expect_problem(
             ctx,
