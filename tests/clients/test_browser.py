@@ -102,9 +102,11 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, server: RunningReference) -> Iterator[Any]:
+    """A fresh browser context whose session already holds the token for ``server``."""
     context = browser.new_context(viewport={"width": 1100, "height": 800})
-    context.add_init_script(f"sessionStorage.setItem('dualstore-token', '{TOKEN}')")
+    key = f"dualstore-token:{server.url}/v1"
+    context.add_init_script(f"sessionStorage.setItem('{key}', '{TOKEN}')")
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     try:
@@ -267,3 +269,34 @@ def test_screenshot_of_the_live_page(
     path = artifacts_dir / "ui-live-page.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
+
+
+def test_page_asks_for_the_token_and_uses_it(
+    browser: Any, server: RunningReference, rest: DualStoreClient
+) -> None:
+    doc = rest.insert("demo", "visible once the token is given")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.url}/v1/ui/?collection=demo")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error").startswith("401")
+        page.fill("#token", TOKEN)
+        page.click("#auth button")
+        page.wait_for_selector("#status.open")
+        wait_shown(page, [doc])
+        # a link pointing the page at another server does not hand it this token
+        elsewhere: list[dict[str, str]] = []
+
+        def record(route: Any) -> None:
+            elsewhere.append(route.request.headers)
+            route.abort()
+
+        page.route("http://127.0.0.1:9/**", record)
+        page.goto(f"{server.url}/v1/ui/?api=http://127.0.0.1:9&collection=demo")
+        page.wait_for_selector("#error:not([hidden])")
+        assert elsewhere, "the page did not call the other server at all"
+        assert all("authorization" not in headers for headers in elsewhere)
+    finally:
+        context.close()

@@ -2,7 +2,7 @@
 // The /v1/ui/ live page: collections, recent documents, and inserts appended live.
 // `?api=<server root>` points the page at another server (CORS must allow this origin);
 // `?collection=<name>` preselects a collection.
-import { DualStoreClient } from "./dualstore-sse-client.js";
+import { DualStoreClient, apiRoot } from "./dualstore-sse-client.js";
 
 const query = new URLSearchParams(location.search);
 const api = query.get("api") || "";
@@ -11,8 +11,11 @@ const shown = new Set();
 const ui = { stream: null, collection: null, inserts: [], errors: [] };
 window.dualstoreUi = ui; // for people poking around in the console, and for the browser test
 
+// The token is remembered per API root, so a link with another `?api=` never receives it.
+const tokenKey = `dualstore-token:${apiRoot(api)}`;
+
 function token() {
-  return sessionStorage.getItem("dualstore-token") || undefined;
+  return sessionStorage.getItem(tokenKey) || undefined;
 }
 
 function client() {
@@ -122,7 +125,7 @@ async function start() {
 
 $("auth").addEventListener("submit", (event) => {
   event.preventDefault();
-  sessionStorage.setItem("dualstore-token", $("token").value);
+  sessionStorage.setItem(tokenKey, $("token").value);
   start();
 });
 
