@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -279,10 +280,10 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
-def create_app(settings: Settings) -> falcon.asgi.App:
+def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     """The ASGI app of one worker: middleware, routes, problem+json errors."""
     state = build_state(settings)
-    middleware: list[object] = [Lifespan(state), RequestMetrics(state)]
+    middleware: list[Any] = [Lifespan(state), RequestMetrics(state)]
     if settings.cors_origins:
         middleware.append(CORS(settings.cors_origins))
     if settings.rate_limit_enabled:
@@ -316,16 +317,16 @@ def create_app(settings: Settings) -> falcon.asgi.App:
         app.add_route("/v1/ui/", UIDisabled())
     if settings.faults:
         try:
-            from . import faults
+            faults = importlib.import_module(f"{__package__}.faults")
         except ImportError:
             log.warning("DUALSTORE_FAULTS set but the faults module is missing")
         else:
-            wrapped: falcon.asgi.App = faults.wrap(app, settings)
+            wrapped: falcon.asgi.App[Any, Any] = faults.wrap(app, settings)
             return wrapped
     return app
 
 
-def asgi_from_env() -> falcon.asgi.App:
+def asgi_from_env() -> falcon.asgi.App[Any, Any]:
     """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),

@@ -70,7 +70,8 @@ class Problem(falcon.HTTPError):
         self.slug = slug
         self.extra = dict(extra or {})
 
-    def to_dict(self, obj_type: type[dict[str, Any]] = dict) -> dict[str, Any]:
+    def body(self) -> dict[str, Any]:
+        """The problem+json object of this error."""
         return problem_body(self.status_code, self.slug, self.title, self.description, self.extra)
 
 
@@ -109,7 +110,7 @@ def serialize_error(
     """Falcon error serializer: always problem+json, whatever the client accepts."""
     slug = _slug_for(error)
     if isinstance(error, Problem):
-        body = error.to_dict()
+        body = error.body()
     else:
         title = SLUGS[slug][1] if slug else (error.title or "Error")
         detail = error.description
@@ -119,7 +120,8 @@ def serialize_error(
             detail = f"No resource at {req.path}"
         if isinstance(error, falcon.HTTPMethodNotAllowed):
             # Falcon lists its automatic OPTIONS responder; Allow names documented methods.
-            methods = (error.headers or {}).get("Allow", "").split(",")
+            headers = dict(error.headers or {})
+            methods = headers.get("Allow", "").split(",")
             allow = ", ".join(m.strip() for m in methods if m.strip() not in ("", "OPTIONS"))
             resp.set_header("Allow", allow)
             detail = f"{req.method} is not allowed here; allowed: {allow}"
@@ -153,11 +155,9 @@ async def handle_unexpected(
     ).encode("utf-8")
 
 
-def install(app: falcon.asgi.App) -> None:
+def install(app: falcon.asgi.App[Any, Any]) -> None:
     """Register the serializer and handlers so that every error is problem+json."""
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(
-        (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout),  # type: ignore[arg-type]  # reason: tuple form is supported by Falcon
-        handle_database_error,
-    )
+    for database_error in (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout):
+        app.add_error_handler(database_error, handle_database_error)

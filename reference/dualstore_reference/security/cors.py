@@ -12,7 +12,7 @@ EXPOSE_HEADERS = ("Location", "Retry-After", "RateLimit", "RateLimit-Policy")
 """Response headers scripts may read (x-dualstore-cors.expose-headers)."""
 
 
-class CORS(falcon.CORSMiddleware):
+class CORS(falcon.CORSMiddleware[falcon.asgi.Request, falcon.asgi.Response]):
     """Falcon's policy, but preflights allow exactly ALLOW_HEADERS instead of echoing."""
 
     def __init__(self, origins: tuple[str, ...]) -> None:
