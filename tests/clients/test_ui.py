@@ -63,3 +63,5 @@ def test_the_page_is_off_unless_enabled(reference_server: RunningReference) -> N
         answer = httpx.get(reference_server.url + path, timeout=10)
         assert answer.status_code == 404, path
         assert answer.headers["content-type"] == "application/problem+json"
+    page = httpx.get(reference_server.url + "/v1/ui/", timeout=10).json()
+    assert page["type"] == "urn:dualstore:problem:not-found"  # rule HTTP-014
