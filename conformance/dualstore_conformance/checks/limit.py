@@ -99,6 +99,21 @@ async def body_too_large(ctx: CheckContext) -> None:
     )
 
 
+def _long_filter(cap: int, over: bool) -> str:
+    """An encoded filter just over (or just within) cap characters, within every other bound."""
+    terms: dict[str, Any] = {}
+    value = http.encode_filter(terms)
+    n = 0
+    while True:
+        candidate = {**terms, f"metadata.c{n}": "x" * 200}
+        encoded = http.encode_filter(candidate)
+        if not over and len(encoded) > cap:
+            return value
+        terms, value, n = candidate, encoded, n + 1
+        if over and len(value) > cap:
+            return value
+
+
 @check(
     id="limit-filter-oversized-400",
     title="Limits: a filter over the published encoded length gets 400 invalid-filter",
@@ -106,9 +121,10 @@ async def body_too_large(ctx: CheckContext) -> None:
 )
 async def filter_oversized(ctx: CheckContext) -> None:
     cap = limit_value(ctx.limits, "filter.max_encoded_length", default=4096)
-    # One condition with a long string: only the encoded length is over its bound.
-    value = http.encode_filter({"metadata.conformance": "x" * cap})
-    within = http.encode_filter({"metadata.conformance": "x" * (cap * 3 // 4 - 40)})
+    # A few conditions with strings of 200 characters (scalar strings are capped
+    # at 1024): only the encoded length is over its bound.
+    value = _long_filter(cap, over=True)
+    within = _long_filter(cap, over=False)
     path = f"{ctx.collection_path}/recent"
     response = await ctx.request("GET", path, params={"filter": within})
     if len(within) <= cap and response.status_code != 200:
