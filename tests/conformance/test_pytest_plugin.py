@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,13 +64,18 @@ def test_failure_shows_expected_received_and_curl(
     result.stdout.fnmatch_lines(["*received: text/plain*", "*reproduce: curl*"])
 
 
-def test_unknown_id_in_xfail_file_is_a_usage_error(
-    pytester: pytest.Pytester, mini_target: tuple[str, Any]
-) -> None:
-    url, _ = mini_target
-    xfail = pytester.makefile(".yaml", expected="no-such-check: reason\n")
-    result = pytester.runpytest_subprocess(
-        *QUIET, "--dualstore-url", url, "--dualstore-xfail", str(xfail)
-    )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown check ids*no-such-check*"])
+def test_xfail_file_rejects_unknown_ids_and_bad_shapes(tmp_path: Path) -> None:
+    from dualstore_conformance.pytest_plugin import load_xfail
+
+    good = tmp_path / "good.yaml"
+    good.write_text("sse-a: known bug\nsse-b:\n", "utf-8")
+    assert load_xfail(good, {"sse-a", "sse-b"}) == {"sse-a": "known bug",
+                                                    "sse-b": "expected failure"}
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("no-such-check: reason\n", "utf-8")
+    with pytest.raises(pytest.UsageError, match="no-such-check"):
+        load_xfail(unknown, {"sse-a"})
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- sse-a\n", "utf-8")
+    with pytest.raises(pytest.UsageError, match="must map"):
+        load_xfail(listing, {"sse-a"})
