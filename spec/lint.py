@@ -379,7 +379,36 @@ def _lint_filter_schema(loaded: _Loaded, problems: list[str]) -> None:
         problems.extend(_errors(f"filter.schema.json#/examples/{index}", case, validator))
 
 
-def _lint_contract(loaded: _Loaded, problems: list[str]) -> None:
+def _contract_examples(contract: dict[str, Any], registry: Registry[Any]) -> Iterator[str]:
+    """Message examples: payloads valid against their payload schema (an openapi.yaml ref),
+    and each serialized form an event of that name carrying the same payload."""
+    for name, message in contract["components"]["messages"].items():
+        ref = str(message["payload"].get("$ref", ""))
+        file, _, pointer = ref.partition("#")
+        if file != dualstore_spec.OPENAPI_FILE:
+            where = f"sse-contract.yaml#/components/messages/{name}/payload"
+            yield f"{where}: expected a $ref into openapi.yaml"
+            continue
+        validator = _validator(pointer, registry)
+        for index, example in enumerate(message["examples"]):
+            where = f"sse-contract.yaml#/components/messages/{name}/examples/{index}"
+            yield from _errors(f"{where}/payload", example["payload"], validator)
+            serialized = example.get("x-serialized")
+            if serialized is None:
+                continue
+            events = _parse_sse(str(serialized))
+            if len(events) != 1 or events[0].get("event") != name:
+                yield f"{where}/x-serialized: must be exactly one '{name}' event"
+                continue
+            try:
+                same = json.loads(events[0]["data"]) == example["payload"]
+            except json.JSONDecodeError:
+                same = False
+            if not same:
+                yield f"{where}/x-serialized: data is not the example's payload as JSON"
+
+
+def _lint_contract(loaded: _Loaded, registry: Registry[Any], problems: list[str]) -> None:
     contract = loaded.contract
     if contract is None:
         return
@@ -388,6 +417,7 @@ def _lint_contract(loaded: _Loaded, problems: list[str]) -> None:
     ):
         return
     if isinstance(loaded.openapi, dict):
+        problems.extend(_contract_examples(contract, registry))
         limits = loaded.openapi.get("x-dualstore-limits", {})
         checks = [
             ("/x-heartbeat/default_seconds", limits.get("heartbeat_seconds_default")),
@@ -463,6 +493,6 @@ def lint(directory: str | None = None) -> list[str]:
     registry = _registry(loaded)
     problems.extend(_lint_openapi(loaded, registry))
     _lint_filter_schema(loaded, problems)
-    _lint_contract(loaded, problems)
+    _lint_contract(loaded, registry, problems)
     _lint_rules(loaded, problems)
     return problems

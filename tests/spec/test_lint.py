@@ -132,6 +132,25 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         "sse-contract.yaml#/x-connection-cap/default: 12 differs",
     ),
     (
+        "contract-example-payload",
+        _edit_yaml(
+            "sse-contract.yaml",
+            lambda d: d["components"]["messages"]["heartbeat"]["examples"][0].update(
+                payload={"t": "soon"}
+            ),
+        ),
+        "sse-contract.yaml#/components/messages/heartbeat/examples/0/payload at /t",
+    ),
+    (
+        "contract-example-serialized",
+        _replace(
+            "sse-contract.yaml",
+            'x-serialized: "event: insert\\nid: 42',
+            'x-serialized: "event: inserted\\nid: 42',
+        ),
+        "messages/insert/examples/0/x-serialized: must be exactly one",
+    ),
+    (
         "filter-schema-invalid",
         _edit_json("filter.schema.json", lambda d: d["$defs"]["scalar"].update(anyOf=7)),
         "filter.schema.json#/$defs/scalar/anyOf: not a valid JSON Schema 2020-12",
