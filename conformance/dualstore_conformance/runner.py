@@ -219,6 +219,13 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
         collection = target.collection
         if not collection:
             collection = await _pick_collection(client, health)
+        else:
+            served = await _served(client, health)
+            if served and collection not in served:
+                raise SelectionError(
+                    f"the target does not serve collection {collection!r} "
+                    f"(it serves: {', '.join(served)})"
+                )
     heartbeat = target.heartbeat_seconds
     reported = health.get("heartbeat_seconds")
     if heartbeat_from_health and isinstance(reported, int | float) and reported > 0:
@@ -236,7 +243,8 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
     )
 
 
-async def _pick_collection(client: httpx.AsyncClient, health: dict[str, Any]) -> str:
+async def _served(client: httpx.AsyncClient, health: dict[str, Any]) -> list[str]:
+    """Collections the target lists (/v1/collections, else health's list)."""
     names: list[str] = []
     try:
         response = await client.get("/v1/collections")
@@ -246,6 +254,11 @@ async def _pick_collection(client: httpx.AsyncClient, health: dict[str, Any]) ->
         names = []
     if not names:
         names = [n for n in health.get("collections", []) if isinstance(n, str)]
+    return names
+
+
+async def _pick_collection(client: httpx.AsyncClient, health: dict[str, Any]) -> str:
+    names = await _served(client, health)
     if not names:
         raise SelectionError(
             "the target lists no collection at /v1/collections; pass --collection NAME"

@@ -65,6 +65,14 @@ def test_selection_matching_nothing_exits_2(
     assert "no-such-check" in capsys.readouterr().err
 
 
+def test_unknown_collection_exits_2(
+    mini_target: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = mini_target
+    assert main(["conform", "--url", url, "--collection", "nope", "--only", "sse-frame"]) == 2
+    assert "does not serve collection 'nope'" in capsys.readouterr().err
+
+
 def _run(url: str, tmp_path: Path, only: str) -> tuple[int, dict[str, Any], ET.Element]:
     code = main([
         "conform", "--url", url, "--only", only, "--json", str(tmp_path / "r.json"),

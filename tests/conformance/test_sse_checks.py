@@ -31,7 +31,9 @@ def test_sse_checks_pass_against_the_reference(
     """Every SSE check, concurrently, against the shared reference (1 s heartbeats)."""
     token = reference_headers["Authorization"].split(" ", 1)[1]
     config = runner.RunConfig(
-        target=Target(url=reference_server.url, token=token),
+        # x2: this machine is shared with other test processes; the judge's 1 s / 2 s
+        # limits become 2 s / 4 s, still far below what a broken server shows
+        target=Target(url=reference_server.url, token=token, timeout_multiplier=2.0),
         only=["sse-"],
         property_layer=False,
     )
