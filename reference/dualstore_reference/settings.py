@@ -14,6 +14,8 @@ from typing import Any
 
 COLLECTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_COLLECTIONS = ("session_messages", "agent_tasks", "opencode_events")
+RESERVED_NAMES = frozenset({"health", "collections", "ui"})
+"""Path segments under /v1 that are not collections (the spec's CollectionName excludes them)."""
 MAX_BODY_BYTES = 65536
 """The spec's body cap (x-dualstore-limits.max_body_bytes)."""
 
@@ -117,6 +119,8 @@ class Settings:
                 raise SettingsError(
                     f"COLLECTIONS: {name!r} does not match {COLLECTION_PATTERN.pattern}"
                 )
+            if name in RESERVED_NAMES:
+                raise SettingsError(f"COLLECTIONS: {name!r} is reserved (it names an API path)")
             if name.startswith("dualstore_"):
                 raise SettingsError(f"COLLECTIONS: {name!r} uses the reserved prefix dualstore_")
         if len(set(self.collections)) != len(self.collections):

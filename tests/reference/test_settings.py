@@ -47,6 +47,7 @@ def test_environment_is_parsed_and_overrides_win() -> None:
         ({"WORKERS": "0"}, "WORKERS"),
         ({"COLLECTIONS": "Bad-Name"}, "COLLECTIONS"),
         ({"COLLECTIONS": "dualstore_counters"}, "COLLECTIONS"),
+        ({"COLLECTIONS": "notes,health"}, "COLLECTIONS"),
         ({"CORS_ORIGIN": "allowed.example"}, "CORS_ORIGIN"),
         ({"TRUSTED_PROXIES": "proxy.local"}, "TRUSTED_PROXIES"),
         ({"SSE_HEARTBEAT_SECONDS": "0"}, "SSE_HEARTBEAT_SECONDS"),
