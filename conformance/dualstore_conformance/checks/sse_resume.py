@@ -21,11 +21,13 @@ from dualstore_conformance.ssehelp import (
 )
 
 
-async def _history(ctx: CheckContext, count: int, label: str) -> list[tuple[str, str]]:
+async def _history(
+    ctx: CheckContext, count: int, label: str, writers: int = 1
+) -> list[tuple[str, str]]:
     """Insert count documents while watching; [(doc id, event id)] in delivery order."""
     async with ctx.open_stream(own_params(ctx)) as reader:
         await open_and_ready(reader, ctx)
-        await insert_many(ctx, count, label=label)
+        await insert_many(ctx, count, writers=writers, label=label)
         events = await reader.collect(count, ctx.scaled(10.0))
         if len(events) < count:
             ctx.fail(
@@ -198,7 +200,7 @@ async def empty_is_absent(ctx: CheckContext) -> None:
 async def from_old_id(ctx: CheckContext) -> None:
     """Resume from the first of 60 documents: the other 59 in order, then live."""
     seen = await _history(ctx, 1, "first")
-    rest = await _history(ctx, 59, "history")
+    rest = await _history(ctx, 59, "history", writers=4)
     await _resumed(ctx, [d for d, _ in rest], headers={"Last-Event-ID": seen[0][1]},
                    what="an old Last-Event-ID")
 
