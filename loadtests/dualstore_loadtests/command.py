@@ -184,11 +184,18 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def server_heartbeat(url: str, token: str) -> float | None:
-    """The heartbeat interval a server reports in /v1/health, if it reports one."""
+    """The heartbeat interval a server reports in /v1/health, if it reports one.
+
+    Raises the CLI's usage error when nothing answers at url at all.
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        body = httpx.get(f"{url}/v1/health", headers=headers, timeout=10).json()
-    except (httpx.HTTPError, ValueError):
+        response = httpx.get(f"{url}/v1/health", headers=headers, timeout=10)
+    except httpx.TransportError as error:
+        raise _usage_error(f"cannot reach {url}: {error or type(error).__name__}") from None
+    try:
+        body = response.json()
+    except ValueError:
         return None
     if not isinstance(body, dict):
         return None
@@ -400,8 +407,9 @@ def execute(plan: Plan, argv: Sequence[str] = (),
             url = str(server.url).rstrip("/")
             pids = server.pids
         else:
+            reported = server_heartbeat(url, plan.token)  # also: is anything there?
             if not plan.heartbeat:
-                plan.heartbeat = server_heartbeat(url, plan.token) or DEFAULT_HEARTBEAT
+                plan.heartbeat = reported or DEFAULT_HEARTBEAT
             if pids is None and plan.server_pids:
                 fixed = list(plan.server_pids)
                 pids = lambda: fixed  # noqa: E731

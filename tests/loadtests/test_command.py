@@ -54,6 +54,15 @@ def test_bad_flags_give_one_line_and_exit_2(argv: list[str],
     assert "\n" not in err
 
 
+def test_an_unreachable_url_is_a_usage_error(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["load", "--url", url, "--smoke", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dualstore load: error: cannot reach {url}")
+    assert "\n" not in err
+
+
 def test_profiles_and_derived_settings() -> None:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
