@@ -53,6 +53,18 @@ def timestamp_pattern() -> re.Pattern[str]:
     return TIMESTAMP
 
 
+def contract_number(default: float, *path: str) -> float:
+    """A number from spec/sse-contract.yaml (e.g. ``"x-heartbeat", "tolerance_relative"``),
+    or default when the contract does not give it."""
+    try:
+        value: Any = importlib.import_module("dualstore_spec").sse_contract()
+        for key in path:
+            value = value[key]
+    except Exception:
+        return default
+    return float(value) if isinstance(value, int | float) else default
+
+
 def _rewrite_refs(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
@@ -185,6 +197,7 @@ def problem_errors(ctx: CheckContext, status: int, headers: Any, body: bytes,
 __all__ = [
     "PROBLEM_PREFIX",
     "TOKEN_GRAMMAR",
+    "contract_number",
     "doc_errors",
     "doc_ids",
     "doc_of",

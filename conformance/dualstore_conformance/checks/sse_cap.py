@@ -10,7 +10,7 @@ import time
 from dualstore_conformance.context import CheckContext, StreamReader, stream_cap
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
-from dualstore_conformance.ssehelp import own_params, problem_errors
+from dualstore_conformance.ssehelp import contract_number, own_params, problem_errors
 
 
 async def _fill(
@@ -129,7 +129,7 @@ async def slot_released(ctx: CheckContext) -> None:
                      "see sse-cap-too-many-streams")
         await opened[0].close()
         closed_at = time.monotonic()
-        limit = ctx.scaled(2.0)
+        limit = ctx.scaled(contract_number(2.0, "x-connection-cap", "release_within_seconds"))
         attempts = []
         while True:
             reader = ctx.open_stream(own_params(ctx), retry_rate_limited=False)

@@ -11,6 +11,7 @@ from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     TOKEN_GRAMMAR,
+    contract_number,
     doc_errors,
     doc_of,
     event_dict,
@@ -99,7 +100,7 @@ async def sent_on_open(ctx: CheckContext) -> None:
     """Within 1 s (scaled) of the headers, at least one complete block (event or comment)."""
     async with ctx.open_stream(own_params(ctx)) as reader:
         await require_open(ctx, reader)
-        limit = ctx.scaled(1.0)
+        limit = ctx.scaled(contract_number(1.0, "x-on-open", "within_seconds"))
         start = reader.headers_at or reader.opened_at
         remaining = max(0.0, start + limit - _now())
         ok = await reader.wait_for(lambda r: bool(r.items) or r.parser.blocks > 0, remaining)

@@ -11,12 +11,20 @@ from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.runner import HEARTBEAT_WAIT
 from dualstore_conformance.sse import Event
-from dualstore_conformance.ssehelp import event_dict, own_params, require_open, timestamp_pattern
+from dualstore_conformance.ssehelp import (
+    contract_number,
+    event_dict,
+    own_params,
+    require_open,
+    timestamp_pattern,
+)
 
 
 def tolerance(interval: float) -> float:
-    """The spec's cadence tolerance: max(0.5 s, 20% of H)."""
-    return max(0.5, 0.2 * interval)
+    """The contract's cadence tolerance: max(0.5 s, 20% of H) unless it says otherwise."""
+    absolute = contract_number(0.5, "x-heartbeat", "tolerance_absolute_seconds")
+    relative = contract_number(0.2, "x-heartbeat", "tolerance_relative")
+    return max(absolute, relative * interval)
 
 
 def heartbeat_errors(event: Event) -> list[str]:
@@ -145,10 +153,11 @@ async def default_interval(ctx: CheckContext) -> None:
     reported = ctx.health.get("heartbeat_seconds")
     if reported is None:
         ctx.skip("health does not report heartbeat_seconds")
-    if reported != 15:
+    default = contract_number(15.0, "x-heartbeat", "default_seconds")
+    if reported != default:
         ctx.fail(
-            "Heartbeat interval is not the default 15 s",
-            expected="heartbeat_seconds 15 (unless deliberately configured)",
+            f"Heartbeat interval is not the default {default:g} s",
+            expected=f"heartbeat_seconds {default:g} (unless deliberately configured)",
             received=f"heartbeat_seconds {reported}",
             severity="low",
             reproduce=ctx.curl("GET", "/v1/health"),
