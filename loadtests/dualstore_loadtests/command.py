@@ -301,6 +301,7 @@ def summarize(plan: Plan, run_id: str, records: Path,
             "subscribers": result.subscribers, "never_connected": result.never_connected,
             "expected": result.expected, "received": result.received, "lost": result.lost,
             "duplicated": result.duplicated, "unexpected": result.unexpected,
+            "out_of_order": result.out_of_order,
             "lost_examples": result.lost_examples,
             "latency_seconds": {
                 **{k: round(v, 4) for k, v in gates.percentiles(latencies).items()},

@@ -87,6 +87,9 @@ class DeliveryResult:
     latencies: list[tuple[float, float]]
     """(receipt time, latency seconds from POST response) for every first receipt."""
     lost_examples: list[dict[str, str]]
+    out_of_order: int = 0
+    """Events a subscriber received before one that an earlier-receiving subscriber (the
+    one with the most receipts) got ahead of it: streams must share one delivery order."""
 
 
 def delivery(commits: Sequence[Commit], subscriptions: Sequence[Subscription],
@@ -134,7 +137,38 @@ def delivery(commits: Sequence[Commit], subscriptions: Sequence[Subscription],
         subscribers=len(subscriptions), expected=expected_total, received=received_total,
         lost=lost, duplicated=duplicated, unexpected=unexpected, never_connected=never,
         latencies=latencies, lost_examples=examples,
+        out_of_order=out_of_order(subscriptions),
     )
+
+
+def out_of_order(subscriptions: Sequence[Subscription]) -> int:
+    """Receipts that break the order of the subscriber with the most receipts.
+
+    Every stream delivers in the collection's one delivery order, so for any two
+    subscribers the documents both received come in the same order. A subscriber's first
+    receipt of each document is compared with the reference order; each receipt that
+    comes after one with a later reference position counts once.
+    """
+    live = [s for s in subscriptions if not s.idle and s.receipts]
+    if len(live) < 2:
+        return 0
+    reference = max(live, key=lambda s: len(s.receipts))
+    position: dict[str, int] = {}
+    for receipt in reference.receipts:
+        position.setdefault(receipt.doc, len(position))
+    broken = 0
+    for sub in live:
+        highest = -1
+        seen: set[str] = set()
+        for receipt in sub.receipts:
+            if receipt.doc in seen or receipt.doc not in position:
+                continue
+            seen.add(receipt.doc)
+            place = position[receipt.doc]
+            if place < highest:
+                broken += 1
+            highest = max(highest, place)
+    return broken
 
 
 @dataclass(frozen=True)
@@ -224,6 +258,9 @@ def evaluate_gates(result: DeliveryResult, *, server_errors: int, max_gap: float
         Gate("zero lost events", result.lost == 0, result.lost, 0,
              f"examples: {result.lost_examples}" if result.lost_examples else ""),
         Gate("zero duplicated events", result.duplicated == 0, result.duplicated, 0),
+        Gate("one delivery order on every stream", result.out_of_order == 0,
+             result.out_of_order, 0,
+             "receipts out of the order the fullest stream saw (commit order is shared)"),
         Gate("zero unexpected events", result.unexpected == 0, result.unexpected, 0,
              "events of this run no writer saw committed, or received on a filtered stream"),
         Gate("zero 5xx", server_errors == 0, server_errors, 0),

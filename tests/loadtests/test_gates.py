@@ -64,6 +64,22 @@ def test_duplicates_count_across_reconnections() -> None:
     assert judge(result)["zero duplicated events"] is False
 
 
+def test_streams_must_share_one_delivery_order() -> None:
+    docs = commits(30)
+    a = Subscription("a", 99.0, 200.0, receipts=receive_all(docs))
+    b = Subscription("b", 100.95, 200.0, receipts=receive_all(docs[10:]))  # joined late
+    assert gates.delivery(docs, [a, b]).out_of_order == 0
+    swapped = receive_all(docs)
+    swapped[5], swapped[6] = Receipt(swapped[6].doc, swapped[5].t), Receipt(swapped[5].doc,
+                                                                             swapped[6].t)
+    c = Subscription("c", 99.0, 200.0, receipts=swapped)
+    result = gates.delivery(docs, [a, b, c])
+    assert result.out_of_order == 1
+    assert (result.lost, result.duplicated) == (0, 0)  # nothing else is wrong
+    assert judge(result)["one delivery order on every stream"] is False
+    assert judge(gates.delivery(docs, [a, b]))["one delivery order on every stream"] is True
+
+
 def test_only_documents_sent_after_subscribing_are_expected() -> None:
     docs = commits(100)  # sent 100.0 .. 109.9
     opened = 105.0
