@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from dualstore_conformance.client import REDACTED
+from dualstore_conformance.context import CONFORMANCE_KEY
 from dualstore_conformance.model import CheckResult, Level, Status, Target
 
 dualstore_spec: Any = importlib.import_module("dualstore_spec")
@@ -24,6 +28,9 @@ OPAQUE_PARAMETERS = frozenset({"filter", "cursor", "since", "last-event-id"})
 
 THOROUGH_EXAMPLES = 100
 """From this --max-examples on, the coverage phase also enumerates request bodies."""
+
+TAG_BODY_BYTES = 32768
+"""Bodies larger than this are sent untagged (the tag must not push one over the 64 KiB cap)."""
 
 MAX_FAILURES_PER_CHECK = 5
 """Distinct failures kept as evidence for one Schemathesis check."""
@@ -244,14 +251,42 @@ def redact_command(command: str, token: str | None) -> str:
     )
 
 
+def tag_documents(schema: Any, tag: dict[str, str]) -> None:
+    """Add the harness tag to the metadata of each generated valid POST body.
+
+    Only bodies generated as valid are tagged (a negative case stays exactly as generated),
+    and only when the tag keeps the body well within the size cap.
+    """
+
+    @schema.hook  # type: ignore[untyped-decorator]
+    def map_case(context: Any, case: Any) -> Any:
+        body = case.body
+        meta = getattr(case, "meta", None)
+        mode = getattr(getattr(meta, "generation", None), "mode", None)
+        if case.method.upper() != "POST" or not isinstance(body, dict) or mode is None:
+            return case
+        if not mode.is_positive or not isinstance(body.get("metadata", {}), dict):
+            return case
+        if len(json.dumps(body, default=str)) > TAG_BODY_BYTES:
+            return case
+        case.body = {**body, "metadata": {**body.get("metadata", {}), CONFORMANCE_KEY: dict(tag)}}
+        return case
+
+
 def run(
     target: Target,
     seed: int | None,
     max_examples: int,
     workers: int = 1,
     on_progress: ProgressCallback | None = None,
+    run_id: str | None = None,
+    collection: str | None = None,
 ) -> list[CheckResult]:
     """Run Schemathesis against target; one CheckResult per Schemathesis check (plus errors).
+
+    ``collection`` (default ``target.collection``) pins the ``{collection}`` path parameter;
+    documents the run creates carry ``metadata.dualstore_conformance = {run, check:
+    "property"}`` like every other harness document (see ``tag_documents``).
 
     Uses the Schemathesis engine in-process (``schemathesis.engine.from_schema``): the
     events it yields carry the failing case, the response and a curl reproduction, which
@@ -264,6 +299,8 @@ def run(
 
     started = time.monotonic()
     document = dualstore_spec.openapi()
+    if collection and not target.collection:
+        target = dataclasses.replace(target, collection=collection)
     config = schemathesis.Config.from_dict(build_config(target, seed, max_examples, workers))
     schema: Any = schemathesis.openapi.from_path(
         str(dualstore_spec.path(dualstore_spec.OPENAPI_FILE)), config=config
@@ -271,6 +308,7 @@ def run(
     excluded = streaming_operations(document)
     if excluded:
         schema = schema.exclude(name=excluded)
+    tag_documents(schema, {"run": run_id or uuid.uuid4().hex[:12], "check": "property"})
     used_seed = config.seed
     tallies: dict[str, _Tally] = {}
     errors: list[dict[str, Any]] = []

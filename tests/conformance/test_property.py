@@ -16,10 +16,12 @@ import pytest
 import uvicorn
 from dualstore_conformance import property as prop
 from dualstore_conformance import schemathesis_checks as sc
+from dualstore_conformance.client import encode_filter
 from dualstore_conformance.model import CheckResult, Status, Target
 
 spec: Any = importlib.import_module("dualstore_spec")
 SEED = 20261125
+RUN_ID = "proptest0001"
 
 
 def by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -31,7 +33,24 @@ def by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
 def reference_run(reference_server: Any) -> list[CheckResult]:
     token = reference_server.env["AUTH_TOKEN"].split(",")[0]
     target = Target(url=reference_server.url, token=token, collection="session_messages")
-    return prop.run(target, seed=SEED, max_examples=10)
+    return prop.run(target, seed=SEED, max_examples=10, run_id=RUN_ID)
+
+
+def test_documents_the_property_layer_writes_are_tagged(
+    reference_server: Any, reference_run: list[CheckResult]
+) -> None:
+    token = reference_server.env["AUTH_TOKEN"].split(",")[0]
+    expression = {
+        "metadata.dualstore_conformance.run": RUN_ID,
+        "metadata.dualstore_conformance.check": "property",
+    }
+    answer = httpx.get(
+        f"{reference_server.url}/v1/session_messages/recent",
+        params={"filter": encode_filter(expression), "limit": "200"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["items"], "no document written by the property layer carries the tag"
 
 
 def test_property_layer_finds_no_failure_against_reference(
