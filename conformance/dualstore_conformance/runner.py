@@ -216,6 +216,7 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
                 health = value
         except ValueError:
             pass
+        await _check_credentials(client, target)
         collection = target.collection
         if not collection:
             collection = await _pick_collection(client, health)
@@ -240,6 +241,22 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
         collection=collection,
         limits=spec_limits(),
         health=health,
+    )
+
+
+async def _check_credentials(client: httpx.AsyncClient, target: Target) -> None:
+    """A 401 on /v1/collections means every check would fail: say so once (exit 2)."""
+    try:
+        response = await client.get("/v1/collections")
+    except httpx.HTTPError:
+        return
+    if response.status_code != 401:
+        return
+    if target.token:
+        raise SelectionError("the target refused the token (401 on /v1/collections)")
+    raise SelectionError(
+        "the target requires a token (401 on /v1/collections): pass --token "
+        "or set DUALSTORE_TOKEN"
     )
 
 

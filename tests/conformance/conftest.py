@@ -27,7 +27,8 @@ class MiniState:
     """"unusual": legal but odd framing; a fault: "wrong-type" (text/plain stream),
     "no-cache-header", "silent-open" (nothing for 1.5 s), "no-id" (insert events without
     id), "multiline-data" (Doc JSON over several data lines), "duplicate" (every insert
-    event sent twice), "unknown-type" (an extra event type)."""
+    event sent twice), "unknown-type" (an extra event type); "auth": /v1/collections needs
+    ``Bearer right``."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -60,6 +61,12 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
             if url.path == "/v1/health":
                 self._json(200, {"ok": True, "collections": [COLLECTION], "database": "up",
                                  "heartbeat_seconds": 1, "version": "mini"})
+            elif url.path == "/v1/collections" and state.mode == "auth" and (
+                self.headers.get("Authorization") != "Bearer right"
+            ):
+                self._json(401, {"type": "urn:dualstore:problem:unauthorized",
+                                 "title": "Unauthorized", "status": 401},
+                           "application/problem+json")
             elif url.path == "/v1/collections":
                 self._json(200, {"collections": [COLLECTION]})
             elif url.path == f"/v1/{COLLECTION}/stream":

@@ -73,6 +73,21 @@ def test_unknown_collection_exits_2(
     assert "does not serve collection 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("token", "message"), [
+    (None, "requires a token"), ("wrong", "refused the token"),
+])
+def test_missing_or_refused_token_exits_2(
+    mini_target: tuple[str, Any], capsys: pytest.CaptureFixture[str], token: str | None,
+    message: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, state = mini_target
+    state.mode = "auth"
+    monkeypatch.delenv("DUALSTORE_TOKEN", raising=False)
+    argv = ["conform", "--url", url, "--only", "sse-frame"]
+    assert main(argv + (["--token", token] if token else [])) == 2
+    assert message in capsys.readouterr().err
+
+
 def _run(url: str, tmp_path: Path, only: str) -> tuple[int, dict[str, Any], ET.Element]:
     code = main([
         "conform", "--url", url, "--only", only, "--json", str(tmp_path / "r.json"),
