@@ -66,8 +66,21 @@ async def write(url: str, count: int, per_second: float, sent: dict[str, float])
             await asyncio.sleep(max(0.0, 1.0 / per_second - (time.monotonic() - started)))
 
 
-async def latency(url: str, subscribers: int, documents: int, per_second: float) -> list[float]:
+def cpu_seconds(reference: RunningReference) -> tuple[float, float]:
+    """CPU time (user + system) used so far by this process and by the server's workers."""
+    own = psutil.Process().cpu_times()
+    workers = 0.0
+    for pid in reference.pids()[1:]:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            workers += times.user + times.system
+    return own.user + own.system, workers
+
+
+async def latency(reference: RunningReference, subscribers: int, documents: int,
+                  per_second: float) -> list[float]:
     """Latencies (s) of every (document, subscriber) delivery."""
+    url = reference.url
     streams = await open_streams(url, subscribers)
     sent: dict[str, float] = {}
     arrivals: list[tuple[str, float]] = []
@@ -77,8 +90,14 @@ async def latency(url: str, subscribers: int, documents: int, per_second: float)
         arrivals.extend((event.json()["id"], event.at) for event in got)
 
     readers = [asyncio.create_task(read(stream)) for stream in streams]
+    cpu_before = cpu_seconds(reference)
+    wall = time.monotonic()
     await write(url, documents, per_second, sent)
     await asyncio.gather(*readers)
+    wall = time.monotonic() - wall
+    client, workers = (after - before for after, before in zip(cpu_seconds(reference), cpu_before,
+                                                                strict=True))
+    print(f"  CPU over {wall:.1f} s: this client {client:.1f} s, server workers {workers:.1f} s")
     for stream in streams:
         stream.close()
     missing = subscribers * documents - len(arrivals)
@@ -136,19 +155,19 @@ async def rss_per_stream(reference: RunningReference, count: int) -> float:
 async def main_async(args: argparse.Namespace, reference: RunningReference, uri: str) -> None:
     url = reference.url
     print(f"server {url} (2 workers), SecantusDB daemon; client: this process, raw sockets")
-    # Warm up (imports, indexes, first tailer reads).
-    await latency(url, 5, 5, 20.0)
+    # Warm up (imports, indexes, first tailer reads), then memory before any large run.
+    await latency(reference, 5, 5, 20.0)
+    per_stream = await rss_per_stream(reference, 1000)
+    print(f"RSS per idle stream (1000 streams, both workers): {per_stream / 1024:.1f} KiB")
     results: dict[int, list[float]] = {}
     for subscribers in (100, 1000):
-        values = await latency(url, subscribers, args.documents, args.writes_per_second)
+        values = await latency(reference, subscribers, args.documents, args.writes_per_second)
         results[subscribers] = values
         p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
         print(f"delivery latency, {subscribers:>5} subscribers: p50 {p50:7.1f} ms"
               f"  p99 {p99:7.1f} ms  ({len(values)} deliveries)")
     ratio = statistics.median(results[1000]) / statistics.median(results[100])
     print(f"  median latency ratio 1000/100 subscribers: {ratio:.2f}")
-    per_stream = await rss_per_stream(reference, 1000)
-    print(f"RSS per idle stream (1000 streams, both workers): {per_stream / 1024:.1f} KiB")
     ops: dict[int, float] = {}
     for subscribers in (10, 1000):
         ops[subscribers] = await db_ops_per_second(

@@ -191,9 +191,7 @@ class Supervisor:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``dualstore serve``."""
-    from dualstore_conformance.cli import UsageError
-
+    """Entry point of ``dualstore serve``: bad configuration is one line and exit code 2."""
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s serve %(levelname)s %(message)s"
     )
@@ -203,21 +201,15 @@ def run(args: argparse.Namespace) -> int:
             raise ServeError("--graceful-timeout must be > 0")
         return Supervisor(settings, args.graceful_timeout).run()
     except ServeError as error:
-        raise UsageError(str(error)) from None
+        print(f"dualstore serve: error: {error}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dualstore_reference.serve``: the same as ``dualstore serve`` (starts faster)."""
-    from dualstore_conformance.cli import UsageError
-
     parser = argparse.ArgumentParser(prog="dualstore serve", description=HELP)
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as error:
-        print(f"dualstore serve: error: {error}", file=sys.stderr)
-        return 2
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def test_snapshot_reload_and_incremental_catch_up(mongodb_uri: str, tmp_path: Pa
         before = await index.search("alpha bravo", 5)
         await index.save()
         meta = json.loads((tmp_path / META_FILE).read_text())
-        assert (meta["embedder"], meta["dim"], meta["count"]) == ("hashing-v1", 64, 40)
+        assert (meta["embedder"], meta["dim"], meta["count"]) == ("hashing-v2", 64, 40)
         assert meta["watermark"] == index.watermark
         newer = await store.insert("marmot")
         reloaded = new_index(store, tmp_path)

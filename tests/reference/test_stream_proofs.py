@@ -109,9 +109,11 @@ def test_concurrent_writers_and_streams_on_both_workers(reference: RunningRefere
             for i in range(len(streams))
         ]
         received = await asyncio.gather(*(
-            s.events(n + 5, timeout=max(15.0, total / 10)) for s, n in zip(streams, expected,
-                                                                          strict=True)
+            s.events(n, timeout=max(15.0, total / 10)) for s, n in zip(streams, expected,
+                                                                      strict=True)
         ))
+        extras = await asyncio.gather(*(s.events(1, timeout=1.5) for s in streams))
+        assert extras == [[]] * len(streams)  # nothing beyond the expected documents
         for stream in streams:
             await stream.aclose()
         full = [e for stream, got in zip(streams, received, strict=True)
@@ -259,8 +261,10 @@ def test_standalone_database_streams_everything(tmp_path: Path) -> None:
                 await stream.events(1, types=("heartbeat",))
             ids: list[str] = []
             await asyncio.gather(*(write(running.url, w, 15, ids) for w in range(3)))
-            received = await asyncio.gather(*(s.events(len(ids) + 1, timeout=15)
+            received = await asyncio.gather(*(s.events(len(ids), timeout=15)
                                               for s in streams))
+            extras = await asyncio.gather(*(s.events(1, timeout=1.0) for s in streams))
+            assert extras == [[], []]
             for stream in streams:
                 await stream.aclose()
             lists = [[(e.id, e.json()["id"]) for e in got] for got in received]

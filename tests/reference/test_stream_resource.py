@@ -21,6 +21,7 @@ from dualstore_reference.embedded import EmbeddedDatabase, free_port
 from dualstore_reference.security.stream_slots import SLOTS_COLLECTION
 from dualstore_reference.settings import Settings
 from dualstore_reference.stream.rawclient import RawStream
+from dualstore_reference.stream.service import StreamService
 from pymongo import MongoClient
 
 HEARTBEAT = 1.0
@@ -33,6 +34,14 @@ class Server:
     url: str
     uri: str
     database: str
+    service: StreamService
+
+    def open_streams(self, settle: float = 3.0) -> int:
+        """Streams the server still has open, after letting closes land."""
+        deadline = time.monotonic() + settle
+        while self.service.open_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.service.open_streams
 
     def slots(self) -> int:
         with MongoClient(self.uri) as client:
@@ -54,9 +63,13 @@ def server(database: EmbeddedDatabase) -> Iterator[Server]:
         gap_timeout_seconds=1.0,
     )
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, lifespan="on", log_level="warning"
-    )
+    app = create_app(settings)
+    route = app._router.find("/v1/notes/stream")  # the StreamResource and its service
+    assert route is not None
+    service = route[0].service
+    assert isinstance(service, StreamService)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
+                            log_level="warning", timeout_graceful_shutdown=2)
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -64,7 +77,7 @@ def server(database: EmbeddedDatabase) -> Iterator[Server]:
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.started
-    yield Server(f"http://127.0.0.1:{port}", uri, name)
+    yield Server(f"http://127.0.0.1:{port}", uri, name, service)
     instance.should_exit = True
     thread.join(15)
 
@@ -83,6 +96,13 @@ def post(server: Server, count: int, prefix: str = "doc", size: int = 0,
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+@pytest.fixture(autouse=True)
+def no_stream_left_open(server: Server) -> Iterator[None]:
+    """After every test, the server holds no stream (and so no slot) of a gone client."""
+    yield
+    assert server.open_streams() == 0
 
 
 def test_open_sends_headers_retry_and_a_heartbeat_at_once(server: Server) -> None:

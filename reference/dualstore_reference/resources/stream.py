@@ -14,6 +14,7 @@ replay uses the same query on the database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -220,7 +221,7 @@ class StreamResource:
                         if stream.closed and stream.subscription.closed_reason != "overflow":
                             return
                         seq = int(document[sequence.SEQ_FIELD])
-                        yield sse.insert(tokens.format_token(seq), stored.to_api(document))
+                        yield _encode(seq, document)
                         sent_events += 1
                         last_sent = stream.progress = time.monotonic()
                     position = join
@@ -247,7 +248,7 @@ class StreamResource:
                 if seq <= position or seq in stream.skip:
                     continue
                 position = seq
-                yield sse.insert(tokens.format_token(seq), stored.to_api(document))
+                yield stream.hub.frame(seq, functools.partial(_encode, seq, document))
                 sent_events += 1
                 last_sent = stream.progress = time.monotonic()
                 if self.metrics is not None:
@@ -259,6 +260,10 @@ class StreamResource:
         finally:
             stream.service.events_sent += sent_events
             stream.close()
+
+
+def _encode(seq: int, document: Document) -> bytes:
+    return sse.insert(tokens.format_token(seq), stored.to_api(document))
 
 
 def stream_service_of(state: Any) -> StreamService:

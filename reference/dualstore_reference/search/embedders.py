@@ -3,14 +3,14 @@
 
 What the default :class:`HashingEmbedder` captures is *lexical overlap*, not meaning. Each
 text is lower-cased (Unicode NFKC), split into word tokens, and these features are hashed
-(BLAKE2b, so the result is the same in every process and on every machine) into ``dim``
-signed buckets:
+(BLAKE2b, so the result is the same in every process and on every machine), each into
+``PROBES`` (8) of ``dim`` signed buckets:
 
 * word unigrams (weight 1.0): two texts that share rare words score high;
 * word bigrams (weight 0.5): shared phrases ("vector search") score higher than the same
   words scattered;
 * character 3-grams of each word, with ``<``/``>`` marking word edges (each word's 3-grams
-  together weigh 0.5 in L2 norm): inflections and small spelling differences ("index",
+  together weigh 0.7 in L2 norm): inflections and small spelling differences ("index",
   "indexes") still overlap.
 
 The vector is L2-normalised, so cosine similarity is a normalised count of shared
@@ -38,10 +38,15 @@ import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
 
-HASHING_VERSION = 1
+HASHING_VERSION = 2
+PROBES = 8
+"""Buckets per feature. With one bucket, a distinctive word that collides with another word
+of opposite sign can lose most of its weight (seen: a document's own unique word scoring
+0.13 instead of 0.54 at dim 256); spread over 8 buckets a collision costs at most about an
+eighth, so the score of a shared word stays close to its expectation."""
 WORD_WEIGHT = 1.0
 BIGRAM_WEIGHT = 0.5
-TRIGRAMS_NORM_PER_WORD = 0.5
+TRIGRAMS_NORM_PER_WORD = 0.7
 _WORD = re.compile(r"\w+")
 
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
@@ -73,31 +78,66 @@ def normalise_rows(vectors: npt.NDArray[Any]) -> Vectors:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
-@lru_cache(maxsize=262_144)
-def _bucket(feature: str, dim: int) -> tuple[int, float]:
-    """Bucket index and sign of one feature (BLAKE2b: stable across processes)."""
-    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
-    value = int.from_bytes(digest, "little")
-    return (value >> 1) % dim, (1.0 if value & 1 else -1.0)
+@lru_cache(maxsize=65_536)
+def _buckets(feature: str, dim: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The PROBES bucket indices and signs of one feature (BLAKE2b: the same everywhere)."""
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=4 * PROBES).digest()
+    values = [int.from_bytes(digest[4 * i : 4 * i + 4], "little") for i in range(PROBES)]
+    return (
+        tuple((value >> 1) % dim for value in values),
+        tuple(1.0 if value & 1 else -1.0 for value in values),
+    )
 
 
-def features(text: str) -> list[tuple[str, float]]:
-    """The weighted features the hashing embedder counts for text."""
+def words_of(text: str) -> list[str]:
+    """Lower-cased NFKC word tokens (the whole text without spaces when it has no word)."""
     normalised = unicodedata.normalize("NFKC", text).lower()
     words = _WORD.findall(normalised)
     if not words:
         stripped = "".join(normalised.split())
         words = [stripped] if stripped else []
-    found: list[tuple[str, float]] = [("w:" + word, WORD_WEIGHT) for word in words]
+    return words
+
+
+def word_features(word: str) -> list[tuple[str, float]]:
+    """A word's own features: the word, and its character 3-grams."""
+    marked = f"<{word}>"
+    grams = [marked[i : i + 3] for i in range(len(marked) - 2)]
+    weight = TRIGRAMS_NORM_PER_WORD / math.sqrt(len(grams))
+    return [("w:" + word, WORD_WEIGHT), *(("c:" + gram, weight) for gram in grams)]
+
+
+def features(text: str) -> list[tuple[str, float]]:
+    """The weighted features the hashing embedder counts for text."""
+    words = words_of(text)
+    found = [feature for word in words for feature in word_features(word)]
     found.extend(
         (f"b:{first} {second}", BIGRAM_WEIGHT) for first, second in itertools.pairwise(words)
     )
-    for word in words:
-        marked = f"<{word}>"
-        grams = [marked[i : i + 3] for i in range(len(marked) - 2)]
-        weight = TRIGRAMS_NORM_PER_WORD / math.sqrt(len(grams))
-        found.extend(("c:" + gram, weight) for gram in grams)
     return found
+
+
+Sparse = tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]
+
+
+def _sparse(weighted: list[tuple[str, float]], dim: int) -> Sparse:
+    indices: list[int] = []
+    weights: list[float] = []
+    for feature, weight in weighted:
+        buckets, signs = _buckets(feature, dim)
+        indices.extend(buckets)
+        weights.extend(sign * weight for sign in signs)
+    return np.asarray(indices, dtype=np.intp), np.asarray(weights, dtype=np.float64)
+
+
+@lru_cache(maxsize=65_536)
+def _word_part(word: str, dim: int) -> Sparse:
+    return _sparse(word_features(word), dim)
+
+
+@lru_cache(maxsize=65_536)
+def _bigram_part(first: str, second: str, dim: int) -> Sparse:
+    return _sparse([(f"b:{first} {second}", BIGRAM_WEIGHT)], dim)
 
 
 class HashingEmbedder:
@@ -111,10 +151,14 @@ class HashingEmbedder:
 
     def embed_one(self, text: str) -> Vectors:
         """The vector of one text (all zeros when it has no characters but spaces)."""
-        vector = np.zeros(self.dim, dtype=np.float64)
-        for feature, weight in features(text):
-            index, sign = _bucket(feature, self.dim)
-            vector[index] += sign * weight
+        words = words_of(text)
+        parts = [_word_part(word, self.dim) for word in words]
+        parts.extend(_bigram_part(a, b, self.dim) for a, b in itertools.pairwise(words))
+        if not parts:
+            return np.zeros(self.dim, dtype=np.float32)
+        indices = np.concatenate([part[0] for part in parts])
+        weights = np.concatenate([part[1] for part in parts])
+        vector = np.bincount(indices, weights=weights, minlength=self.dim)
         row: Vectors = normalise_rows(vector[np.newaxis, :])[0]
         return row
 

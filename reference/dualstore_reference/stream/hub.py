@@ -120,6 +120,17 @@ class Hub:
         self._advanced = asyncio.Event()
         self.published = 0
         """How many documents were published (for metrics and tests)."""
+        self._frames: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._frames_kept = max(64, 2 * queue_size)
+
+    def frame(self, seq: int, encode: Callable[[], bytes]) -> bytes:
+        """The encoded event of seq, computed once for all subscribers (a bounded cache)."""
+        found = self._frames.get(seq)
+        if found is None:
+            found = self._frames[seq] = encode()
+            while len(self._frames) > self._frames_kept:
+                self._frames.popitem(last=False)
+        return found
 
     def subscribe(self, predicate: Predicate | None = None) -> Subscription:
         """Join now: the subscription gets every matching item with seq > current watermark."""

@@ -76,27 +76,28 @@ class RawStream:
 
     async def _read_body(self, timeout: float) -> bytes:
         """The next piece of the body (de-chunked); b"" at the end."""
-        if not self._chunked:
-            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        async with asyncio.timeout(timeout):  # no task per read (unlike wait_for)
+            if not self._chunked:
+                data = await self.reader.read(65536)
+                if not data:
+                    self.ended = True
+                return data
+            if self._chunk_left == 0:
+                size_line = await self.reader.readline()
+                size = int(size_line.split(b";")[0].strip() or b"0", 16) if size_line else 0
+                if size == 0:
+                    self.ended = True
+                    self.clean_end = bool(size_line)  # the last chunk, not a dropped connection
+                    return b""
+                self._chunk_left = size
+            data = await self.reader.read(min(self._chunk_left, 65536))
             if not data:
                 self.ended = True
-            return data
-        if self._chunk_left == 0:
-            size_line = await asyncio.wait_for(self.reader.readline(), timeout)
-            size = int(size_line.split(b";")[0].strip() or b"0", 16) if size_line else 0
-            if size == 0:
-                self.ended = True
-                self.clean_end = bool(size_line)  # the last chunk, not a dropped connection
                 return b""
-            self._chunk_left = size
-        data = await asyncio.wait_for(self.reader.read(min(self._chunk_left, 65536)), timeout)
-        if not data:
-            self.ended = True
-            return b""
-        self._chunk_left -= len(data)
-        if self._chunk_left == 0:
-            await asyncio.wait_for(self.reader.readexactly(2), timeout)  # the chunk's CRLF
-        return data
+            self._chunk_left -= len(data)
+            if self._chunk_left == 0:
+                await self.reader.readexactly(2)  # the chunk's CRLF
+            return data
 
     async def read_body(self, timeout: float = 10.0) -> bytes:
         """The whole (non-stream) body, e.g. a problem document."""
