@@ -31,6 +31,8 @@ def test_to_api_hides_internal_fields_and_shapes_legacy_documents() -> None:
     )
     assert nested["metadata"] == {"when": "2025-01-01T00:00:00.000Z"}
     assert nested["timestamp"] == "1970-01-01T00:00:00.000Z"
+    odd = to_api({"_id": "b", "text": "t", "metadata": {"n": float("nan"), "l": [float("inf"), 1]}})
+    assert odd["metadata"] == {"n": None, "l": [None, 1]}
 
 
 def test_cursor_round_trip_and_rejection() -> None:

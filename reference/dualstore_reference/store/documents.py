@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and infinities have no JSON form
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     when = timestamps.to_datetime(value)
