@@ -8,7 +8,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
@@ -36,6 +36,32 @@ def redact(value: str, token: str | None) -> str:
     return value
 
 
+def token_forms(token: str | None) -> list[str]:
+    """The token as it may appear in text: raw, and percent-encoded in a URL."""
+    if not token:
+        return []
+    return sorted({token, quote_plus(token), quote(token, safe="")}, key=len, reverse=True)
+
+
+def redact_text(text: str, token: str | None) -> str:
+    """Any occurrence of the token (raw or URL-encoded) becomes ``$TOKEN``."""
+    for form in token_forms(token):
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def _shell_word(text: str, token: str | None) -> str:
+    """Quote for a POSIX shell; a token inside becomes ``${TOKEN}`` (expanded by the shell)."""
+    forms = [f for f in token_forms(token) if f in text]
+    if not forms:
+        return shlex.quote(text)
+    for form in forms:
+        text = text.replace(form, "\0TOKEN\0")
+    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+               .replace("`", "\\`"))
+    return '"' + escaped.replace("\0TOKEN\0", "${TOKEN}") + '"'
+
+
 def curl(
     url: str,
     method: str = "GET",
@@ -56,7 +82,7 @@ def curl(
         parts.append("-N")
     if method.upper() != "GET" or body is not None:
         parts += ["-X", method.upper()]
-    parts.append(shlex.quote(url))
+    parts.append(_shell_word(url, token))
     sent = dict(headers or {})
     if token and not any(k.lower() == "authorization" for k in sent):
         sent["Authorization"] = f"Bearer {token}"
@@ -69,7 +95,7 @@ def curl(
             shown = redact(str(value), token)
             parts += ["-H", f'"{name}: {shown}"']
         else:
-            parts += ["-H", shlex.quote(f"{name}: {value}")]
+            parts += ["-H", _shell_word(f"{name}: {value}", token)]
     if body is not None:
         if isinstance(body, bytes):
             text = body.decode("utf-8", errors="replace")
@@ -126,7 +152,7 @@ def evidence(response: httpx.Response, token: str | None = None) -> dict[str, An
     except httpx.ResponseNotRead:
         content = b""
     result: dict[str, Any] = {
-        "request": f"{response.request.method} {response.request.url}",
+        "request": redact_text(f"{response.request.method} {response.request.url}", token),
         "status": response.status_code,
         "headers": safe_headers(response.headers, token),
         "body": body_excerpt(content),

@@ -545,9 +545,10 @@ class StreamReader:
     def evidence(self, limit: int = http.EVIDENCE_BODY_BYTES) -> dict[str, Any]:
         """Status, headers and the first bytes received."""
         data = bytes(self.raw) if self.status == 200 else self.body
+        token = self.ctx.target.token
         return {
             "request": f"GET {self.ctx.url(self.path)}",
-            "params": self.params,
+            "params": {k: http.redact_text(str(v), token) for k, v in self.params.items()},
             "status": self.status,
             "headers": http.safe_headers(self.headers, self.ctx.target.token),
             "body": http.body_excerpt(data, limit),

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from dualstore_conformance.client import redact_text
 from dualstore_conformance.context import CheckContext, StreamBudget, spec_limits, stream_cap
 from dualstore_conformance.model import CheckResult, Level, Status, Target
 from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckSpec, load_all
@@ -354,6 +355,26 @@ async def run_one(
     result.duration_s = round(time.monotonic() - started, 3)
     if ctx.notes and result.status is not Status.PASSED:
         result.evidence.setdefault("notes", list(ctx.notes))
+    return scrub(result, env.target.token)
+
+
+def scrub(result: CheckResult, token: str | None) -> CheckResult:
+    """Remove the token from everything a report shows (message, evidence, reproduction)."""
+    if not token:
+        return result
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_text(value, token)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    result.message = clean(result.message)
+    result.evidence = clean(result.evidence)
+    result.reproduce = clean(result.reproduce)
     return result
 
 
@@ -423,7 +444,7 @@ async def run_checks(
                     )]
                 running.pop(PROPERTY_STAGE_ID, None)
                 for result in extra_results:
-                    results[result.id] = result
+                    results[result.id] = scrub(result, env.target.token)
                 notify("finish", PROPERTY_STAGE_ID)
         finally:
             ticker.cancel()

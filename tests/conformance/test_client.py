@@ -54,3 +54,14 @@ def test_evidence_and_problem() -> None:
     short = httpx.Response(404, headers={"Content-Type": "application/problem+json"},
                            content=body, request=request)
     assert problem(short) == {"type": "urn:dualstore:problem:not-found", "status": 404}
+
+
+def test_token_in_a_query_parameter_becomes_a_shell_variable() -> None:
+    token = "a+b/c=="
+    command = curl("http://h/v1/c/stream", params={"access_token": token, "q": "it's $x"},
+                   token=token, stream=True)
+    assert token not in command and "a%2Bb%2Fc%3D%3D" not in command
+    assert "access_token=${TOKEN}" in command
+    # the rest of the word stays literal for the shell
+    word = next(w for w in command.split(" ") if w.startswith('"http'))
+    assert "\\$x" in word or "%24x" in word

@@ -155,3 +155,16 @@ def test_exit_code_counts_must_failures_only() -> None:
     assert _report(result(Level.MUST, Status.ERROR)).exit_code() == 1
     summary = _report(result(Level.MUST, Status.ERROR), result(Level.MAY, Status.PASSED))
     assert summary.summary() == {"passed": 1, "failed": 0, "skipped": 0, "errors": 1}
+
+
+def test_token_is_scrubbed_from_results() -> None:
+    async def leaks(ctx: CheckContext) -> None:
+        ctx.fail("Leak", expected="x", received="saw secret-tok in a body",
+                 evidence={"headers": {"x": "secret-tok"}, "list": ["secret-tok"]},
+                 reproduce="curl 'http://h/?access_token=secret-tok'")
+
+    env = _env()
+    env.target = Target(url=env.target.url, token="secret-tok", collection="things")
+    (result,) = asyncio.run(run_checks([spec("c-leak", ("X-001",), function=leaks)], env))
+    assert "secret-tok" not in repr((result.message, result.evidence, result.reproduce))
+    assert "$TOKEN" in result.message
