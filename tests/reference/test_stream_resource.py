@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import threading
@@ -231,6 +232,43 @@ def test_malformed_or_unknown_resume_tokens_get_400(
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"] == "urn:dualstore:problem:invalid-resume-token"
+
+
+def encode_filter(query: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(query).encode()).decode().rstrip("=")
+
+
+def test_filtered_stream_live_and_resumed_sends_only_matching(server: Server) -> None:
+    query = encode_filter({"$or": [{"metadata.team": "red"}, {"metadata.score": {"$gte": 5}}]})
+    path = f"/v1/other/stream?filter={query}"
+
+    async def main() -> None:
+        stream = await RawStream.open(server.url + path)
+        await stream.events(1, types=("heartbeat",))
+        bodies = [{"team": "red"}, {"team": "blue"}, {"score": 7}, {"score": 2},
+                  {"team": "red", "score": 1}, {}]
+        ids = []
+        for metadata in bodies:
+            ids += await asyncio.to_thread(post, server, 1, "f", 0, "other", metadata=metadata)
+        wanted = [ids[0], ids[2], ids[4]]
+        live = await stream.events(3, timeout=10)
+        extra = await stream.events(1, timeout=1.0)
+        await stream.aclose()
+        assert [e.json()["id"] for e in live] == wanted and extra == []
+        again = await RawStream.open(server.url + path, {"Last-Event-ID": live[0].id})
+        replayed = await again.events(3, timeout=2)
+        await again.aclose()
+        assert [e.json()["id"] for e in replayed] == wanted[1:]
+
+    run(main())
+
+
+def test_invalid_filter_is_400_before_any_stream_bytes(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.get("/v1/notes/stream",
+                              params={"filter": encode_filter({"$where": "1"})})
+    assert response.status_code == 400
+    assert response.json()["type"] == "urn:dualstore:problem:invalid-filter"
 
 
 def test_unknown_collection_is_404(server: Server) -> None:
