@@ -315,15 +315,25 @@ def run(
     stop_reason = ""
 
     requests: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    waits: list[float] = []
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             _record(event.recorder, tallies, target.token)
             key = f"{event.phase.value} {event.recorder.label}"
             requests[key] = requests.get(key, 0) + len(event.recorder.interactions)
+            for interaction in event.recorder.interactions.values():
+                if interaction.response is not None:
+                    code = str(interaction.response.status_code)
+                    statuses[code] = statuses.get(code, 0) + 1
             if on_progress is not None:
                 on_progress(
                     f"property: {event.phase.value} {event.recorder.label} {event.status.value}"
                 )
+        elif isinstance(event, events.RateLimitRetry):
+            waits.append(round(event.delay, 3))
+            if on_progress is not None:
+                on_progress(f"property: rate limited, waiting {event.delay:.0f} s")
         elif isinstance(event, events.NonFatalError):
             errors.append(
                 {
@@ -350,6 +360,8 @@ def run(
         "stop_reason": stop_reason,
         "excluded_operations": excluded,
         "requests": requests,
+        "statuses": statuses,
+        "long_rate_limit_waits_s": waits,
     }
     results = [_result(name, tally, duration, common) for name, tally in sorted(tallies.items())]
     if errors:

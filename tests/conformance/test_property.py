@@ -157,6 +157,72 @@ def test_property_layer_fails_against_a_broken_target(broken_url: str) -> None:
     assert token not in json.dumps([r.evidence for r in results.values()], default=str)
 
 
+class ThrottlingApp:
+    """Every other request is answered 429 with Retry-After: 0; the rest 404 not-found."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await broken_app(scope, receive, send)
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.seen += 1
+        status = 429 if self.seen % 2 else 404
+        slug = "rate-limited" if status == 429 else "not-found"
+        body = json.dumps(
+            {"type": f"urn:dualstore:problem:{slug}", "title": slug, "status": status}
+        ).encode()
+        headers = [(b"content-type", b"application/problem+json")]
+        if status == 429:
+            headers += [
+                (b"retry-after", b"0"),
+                (b"ratelimit", b'"default";r=0;t=0'),
+                (b"ratelimit-policy", b'"default";q=1;w=1'),
+            ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    from dualstore_reference.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not server.started:
+        time.sleep(0.05)
+    return server, thread, url
+
+
+def test_property_layer_waits_out_429_and_resends() -> None:
+    app = ThrottlingApp()
+    server, thread, url = serve(app)
+    try:
+        results = prop.run(
+            Target(url=url, token="t", collection="things"), seed=SEED, max_examples=2
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    statuses = results[0].evidence["statuses"]
+    recorded = sum(statuses.values())
+    # Every 429 was waited out (Retry-After: 0) and the request sent again: the app saw
+    # about two requests per recorded case. (A recorded 429 is one that failed our
+    # Retry-After >= 1 check: Schemathesis keeps such a 429 as the case's evidence.)
+    assert recorded > 10
+    assert statuses.get("404", 0) > 0
+    assert app.seen >= 2 * recorded - 2
+    assert by_id(results)["property-dualstore_rate_limit_headers"].status is Status.FAILED
+
+
 # -- configuration and our own checks (no network) -----------------------------------------
 def test_stream_is_excluded_and_opaque_parameters_may_be_rejected() -> None:
     document = spec.openapi()
