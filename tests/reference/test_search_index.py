@@ -446,3 +446,34 @@ def test_newest_documents_are_scored_exactly_even_when_the_graph_misses_them(
         assert old not in {seq for seq, _ in await reloaded.search(text, 3)}
 
     run(mongodb_uri, body)
+
+
+@pytest.mark.parametrize("space", ["cosine", "ip", "l2"])
+def test_score_is_cosine_similarity_in_every_space(
+    mongodb_uri: str, tmp_path: Path, space: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "RECENT_EXACT", 1)  # scores from the graph
+
+    async def body(store: Store) -> None:
+        texts = ["kestrel hovering", "kestrel nest", "unrelated words here"]
+        seqs = [await store.insert(text) for text in texts]
+        index = VectorIndex(store.documents, HashingEmbedder(64), tmp_path, space)
+        await index.open()
+        vectors = HashingEmbedder(64).embed(["kestrel hovering", *texts])
+        expected = sorted(
+            ((seq, float(vectors[0] @ vectors[i + 1])) for i, seq in enumerate(seqs)),
+            key=lambda item: -item[1],
+        )
+        for allowed in (None, set(seqs)):
+            found = await index.search("kestrel hovering", 3, allowed)
+            assert [seq for seq, _ in found] == [seq for seq, _ in expected]
+            assert [score for _, score in found] == pytest.approx(
+                [score for _, score in expected], abs=1e-5
+            )
+
+    run(mongodb_uri, body)
+
+
+def test_unknown_space_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="vector space"):
+        VectorIndex(None, HashingEmbedder(8), tmp_path, "manhattan")  # type: ignore[arg-type]
