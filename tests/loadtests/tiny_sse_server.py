@@ -2,9 +2,10 @@
 """A tiny in-memory DualStore-shaped server (POST + SSE stream) with optional injected faults.
 
 Run as a script: ``python tiny_sse_server.py PORT [--drop-every N] [--duplicate-every N]
-[--leak-kib K] [--heartbeat S] [--token T]``. It prints ``ready`` once listening. Faults:
+[--leak-kib K] [--close-after N] [--heartbeat S] [--token T]``. Faults:
 ``--drop-every N`` never streams every N-th document, ``--duplicate-every N`` streams
-every N-th twice, ``--leak-kib K`` keeps K KiB of garbage per POST forever.
+every N-th twice, ``--leak-kib K`` keeps K KiB of garbage per POST forever. Not a fault:
+``--close-after N`` ends each stream after N documents (clients resume by Last-Event-ID).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"retry: 1000\n: open\n\n")
             self.wfile.flush()
             last_sent = time.monotonic()
+            sent_events = 0
             while True:
                 with CHANGED:
                     if len(DOCS) <= position:
@@ -113,6 +115,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write("".join(frames).encode())
                     self.wfile.flush()
                     last_sent = time.monotonic()
+                    sent_events += len(fresh)
+                if OPTIONS.close_after and sent_events >= OPTIONS.close_after:
+                    return  # drop the connection: the client must resume by Last-Event-ID
         except (BrokenPipeError, ConnectionResetError):
             return
 
@@ -124,6 +129,7 @@ def main() -> None:
     parser.add_argument("--drop-every", type=int, default=0)
     parser.add_argument("--duplicate-every", type=int, default=0)
     parser.add_argument("--leak-kib", type=int, default=0)
+    parser.add_argument("--close-after", type=int, default=0)
     parser.add_argument("--heartbeat", type=float, default=1.0)
     parser.add_argument("--token", default="")
     parser.parse_args(namespace=OPTIONS)
