@@ -353,3 +353,27 @@ def test_slow_consumer_is_cut_and_resumes_without_loss(server: Server) -> None:
         assert received + [e.json()["id"] for e in rest] == ids
 
     run(main())
+
+
+def test_a_client_that_stops_reading_is_cut_and_its_slot_freed(server: Server) -> None:
+    config = server.service.config
+    saved, config.stalled_send_seconds = config.stalled_send_seconds, 1.0
+    try:
+
+        async def main() -> None:
+            stream = await RawStream.open(server.url + "/v1/notes/stream")
+            await stream.events(1, types=("heartbeat",))
+            # Never read again: the socket buffers fill, the 20-item queue overflows, and
+            # the server gives up on the stalled send instead of holding the stream forever.
+            await asyncio.to_thread(post, server, 200, "stall", 40_000)
+            deadline = time.monotonic() + 10
+            while server.service.open_streams and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert server.service.open_streams == 0, "a stalled stream was not cut"
+            await stream.events(10_000, timeout=10)  # what was buffered, then the cut
+            assert stream.ended and not stream.clean_end
+            await stream.aclose()
+
+        run(main())
+    finally:
+        config.stalled_send_seconds = saved

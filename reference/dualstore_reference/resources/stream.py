@@ -224,6 +224,8 @@ class StreamResource:
                         yield _encode(seq, document)
                         sent_events += 1
                         last_sent = stream.progress = time.monotonic()
+                        if self.metrics is not None:
+                            self.metrics.event_sent(collection, "insert")
                     position = join
                     first = False
                     if not stream.subscription.overflowed:

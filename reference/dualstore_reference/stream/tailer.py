@@ -29,6 +29,11 @@ Document = dict[str, Any]
 log = logging.getLogger(__name__)
 
 
+def _short(error: Exception) -> str:
+    """The first sentence of a driver error (without the topology description)."""
+    return f"{type(error).__name__}: {str(error).split(', Timeout:')[0][:200]}"
+
+
 class CollectionTailer:
     """Feeds a Hub with a collection's documents in ``_seq`` order, without gaps or repeats."""
 
@@ -115,7 +120,8 @@ class CollectionTailer:
                 await asyncio.sleep(60.0)
             except PyMongoError as error:
                 self.change_stream_active = False
-                log.warning("change stream on %s failed: %s", self.hub.collection, error)
+                log.warning("change stream on %s failed: %s", self.hub.collection,
+                            _short(error))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             else:
@@ -134,7 +140,8 @@ class CollectionTailer:
             except asyncio.CancelledError:
                 raise
             except PyMongoError as error:
-                log.warning("tailer %s: database error %s; retrying", self.hub.collection, error)
+                log.warning("tailer %s: database error %s; retrying", self.hub.collection,
+                            _short(error))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
