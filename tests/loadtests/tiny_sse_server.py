@@ -5,7 +5,9 @@ Run as a script: ``python tiny_sse_server.py PORT [--drop-every N] [--duplicate-
 [--leak-kib K] [--close-after N] [--heartbeat S] [--token T]``. Faults:
 ``--drop-every N`` never streams every N-th document, ``--duplicate-every N`` streams
 every N-th twice, ``--leak-kib K`` keeps K KiB of garbage per POST forever. Not a fault:
-``--close-after N`` ends each stream after N documents (clients resume by Last-Event-ID).
+``--close-after N`` ends each stream after N documents (clients resume by Last-Event-ID),
+``--close-fresh`` ends a stream opened without a resume point before any event (clients
+resume with ``since``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 DOCS: list[dict[str, Any]] = []
 CHANGED = threading.Condition()
@@ -82,8 +85,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         idle = "filter=" in self.path
         last = self.headers.get("Last-Event-ID", "")
+        since = parse_qs(urlsplit(self.path).query).get("since", [""])[0]
         with CHANGED:
-            position = int(last) if last.isdigit() else len(DOCS)
+            if last.isdigit():
+                position = int(last)
+            elif since:  # timestamps share one ISO format: text order is time order
+                position = next((i for i, d in enumerate(DOCS) if d["timestamp"] >= since),
+                                len(DOCS))
+            else:
+                position = len(DOCS)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -93,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.wfile.write(b"retry: 1000\n: open\n\n")
             self.wfile.flush()
+            if OPTIONS.close_fresh and not last and not since:
+                return  # drop before any event: the client must resume with `since`
             last_sent = time.monotonic()
             sent_events = 0
             while True:
@@ -130,6 +142,7 @@ def main() -> None:
     parser.add_argument("--duplicate-every", type=int, default=0)
     parser.add_argument("--leak-kib", type=int, default=0)
     parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--close-fresh", action="store_true")
     parser.add_argument("--heartbeat", type=float, default=1.0)
     parser.add_argument("--token", default="")
     parser.parse_args(namespace=OPTIONS)
