@@ -134,6 +134,41 @@ def test_concurrent_writers_and_streams_on_both_workers(reference: RunningRefere
     asyncio.run(main())
 
 
+def test_per_ip_cap_holds_across_workers(reference: RunningReference) -> None:
+    async def main() -> None:
+        streams: list[RawStream] = []
+        for _ in range(100):  # slots of earlier tests' streams may still be on their way back
+            stream = await RawStream.open(reference.url + "/v1/events/stream")
+            if stream.status == 200:
+                streams.append(stream)
+                if len(streams) == 10:
+                    break
+            else:
+                await stream.aclose()
+                await asyncio.sleep(0.05)
+        try:
+            assert len(streams) == 10
+            assert len({s.headers.get("x-dualstore-worker") for s in streams}) == 2
+            refused = await RawStream.open(reference.url + "/v1/events/stream")
+            assert refused.status == 429 and "retry-after" in refused.headers
+            await refused.aclose()
+            streams.pop().close()
+            for _ in range(40):
+                again = await RawStream.open(reference.url + "/v1/events/stream")
+                if again.status == 200:
+                    streams.append(again)
+                    break
+                await again.aclose()
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the slot was not released within 2 s")
+        finally:
+            for stream in streams:
+                await stream.aclose()
+
+    asyncio.run(main())
+
+
 def test_random_disconnects_resume_to_the_exact_sequence(reference: RunningReference) -> None:
     rng = random.Random(4)
 

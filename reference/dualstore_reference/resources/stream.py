@@ -122,6 +122,15 @@ class StreamResource:
             except UnsupportedQuery as error:
                 raise Problem("invalid-filter", str(error)) from None
         documents = service.database[collection]
+        if not hub.ready.is_set():
+            # The worker's tailer is still reading history after a start: join once it has
+            # caught up, so the join point (and the live-only skip set) stays small.
+            try:
+                async with asyncio.timeout(service.config.ready_timeout_seconds):
+                    await hub.ready.wait()
+            except TimeoutError:
+                raise Problem("unavailable", "the stream is starting; retry shortly",
+                              {"Retry-After": "2"}) from None
         if resume.after_seq is not None:
             head = await sequence.head(service.database[sequence.COUNTERS_COLLECTION], collection)
             if resume.after_seq > head:
@@ -144,6 +153,10 @@ class StreamResource:
         if self.metrics is not None:
             self.metrics.stream_opened(collection)
             stream.on_close = lambda: self.metrics.stream_closed(collection)
+        # Falcon only notices a departed client when it next sends, so the stream watches
+        # the ASGI receive channel itself (Falcon keeps it as ``req._receive``; the
+        # resp.stream path, unlike resp.sse, never reads it). Without it, heartbeats
+        # still detect the disconnect, one interval late.
         receive: Receive | None = getattr(req, "_receive", None)
         if receive is not None:
             stream.watcher = asyncio.create_task(self._watch(stream, receive))

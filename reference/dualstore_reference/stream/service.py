@@ -39,6 +39,8 @@ class StreamConfig:
     slot_lease_seconds: float = 30.0
     slot_renew_seconds: float = 10.0
     retry_after_seconds: int = 5
+    ready_timeout_seconds: float = 20.0
+    """How long a new stream waits for the tailer's first catch-up before 503."""
     stalled_send_seconds: float = 30.0
     """A stream whose queue overflowed and whose send made no progress for this long is cut."""
 
