@@ -28,7 +28,7 @@ class MiniState:
     "no-cache-header", "silent-open" (nothing for 1.5 s), "no-id" (insert events without
     id), "multiline-data" (Doc JSON over several data lines), "duplicate" (every insert
     event sent twice), "unknown-type" (an extra event type); "auth": /v1/collections needs
-    ``Bearer right``."""
+    ``Bearer right``; "resume-off-by-one" (resuming replays the event named too)."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -116,6 +116,11 @@ def _handler(state: MiniState) -> type[BaseHTTPRequestHandler]:
             # an unknown field, no retry, no space after colons
             with state.cond:
                 position = len(state.docs)
+            resume = self.headers.get("Last-Event-ID", "")
+            if resume.isdigit():
+                position = min(int(resume), position)  # ids are 1-based positions
+                if state.mode == "resume-off-by-one":
+                    position -= 1
             try:
                 if state.mode == "silent-open":
                     self.wfile.flush()

@@ -158,6 +158,7 @@ def test_token_is_redacted_in_reproductions(
         ("multiline-data", "sse-frame-insert-event", "SSE-FRAME-006"),
         ("unknown-type", "sse-frame-event-types", "SSE-FRAME-009"),
         ("duplicate", "sse-order-concurrent-exactly-once", "SSE-ORDER-001"),
+        ("resume-off-by-one", "sse-order-concurrent-exactly-once", "SSE-ORDER-003"),
     ],
 )
 def test_each_fault_is_caught_by_its_check(

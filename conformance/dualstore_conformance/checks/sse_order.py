@@ -98,6 +98,7 @@ async def concurrent_exactly_once(ctx: CheckContext) -> None:
                     reproduce=readers[0].reproduce(),
                 )
         event_ids = [e for _, e in first]
+        await _ids_are_positions(ctx, first)
         if len(set(event_ids)) != len(event_ids):
             repeated = [i for i, n in Counter(event_ids).items() if n > 1]
             ctx.fail(
@@ -108,6 +109,40 @@ async def concurrent_exactly_once(ctx: CheckContext) -> None:
                 evidence={"sequence": first},
                 reproduce=readers[0].reproduce(),
             )
+
+
+async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]]) -> None:
+    """Resuming after the event at a position replays exactly what followed it."""
+    order = [d for d, _ in sequence]
+    for position in (len(sequence) // 3, (2 * len(sequence)) // 3):
+        token = sequence[position][1]
+        async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as resumed:
+            if resumed.status != 200:
+                ctx.fail(
+                    "Resuming from a delivered event id was refused",
+                    expected="200 and a replay of the events after it",
+                    received=f"{resumed.status} {resumed.body[:200]!r}",
+                    rules=["SSE-ORDER-003"],
+                    evidence=resumed.evidence(),
+                    reproduce=resumed.reproduce(),
+                )
+            want = order[position + 1:]
+            await resumed.collect(len(want), ctx.scaled(10.0))
+            await asyncio.sleep(ctx.scaled(0.2))
+            got = doc_ids(resumed.events_of("insert"))
+            if got != want:
+                differences = [
+                    (i, a, b) for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b
+                ]
+                ctx.fail(
+                    "An event id does not identify its position in the delivery order",
+                    expected=f"resuming after event {position} ({token!r}) replays the "
+                             f"{len(want)} documents that followed it, in order",
+                    received=f"{len(got)} documents; first differences: {differences[:3]}",
+                    rules=["SSE-ORDER-003"],
+                    evidence={"delivered": sequence, "replayed": got, **resumed.evidence()},
+                    reproduce=resumed.reproduce(),
+                )
 
 
 @check(
