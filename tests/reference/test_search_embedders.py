@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dualstore_reference.search import embedders
 from dualstore_reference.search.embedders import (
     Embedder,
     EmbedderError,
@@ -68,6 +69,22 @@ def test_hashing_vectors_have_the_contract_shape_and_norm() -> None:
     assert norms[2] == 0.0  # the empty text has no features
     assert np.allclose(np.delete(norms, 2), 1.0, atol=1e-5)
     assert embedder.embed([]).shape == (0, 64)
+
+
+def test_vector_is_the_hash_of_the_documented_features() -> None:
+    features = embedders.features("Vector search, vector SEARCH!")
+    names = [name for name, _ in features]
+    assert names.count("w:vector") == 2
+    assert "b:search vector" in names
+    assert "c:<ve" in names
+    assert "c:ch>" in names
+    assert not any(name.startswith("w:,") or name == "w:!" for name in names)
+    embedder = HashingEmbedder(64)
+    for text in [*SAMPLES, "Vector search, vector SEARCH!"]:
+        indices, weights = embedders._sparse(embedders.features(text), 64)
+        expected = np.bincount(indices, weights=weights, minlength=64)
+        norm = np.linalg.norm(expected)
+        assert np.allclose(embedder.embed_one(text), expected / norm if norm else expected)
 
 
 def test_hashing_captures_lexical_overlap_not_meaning() -> None:

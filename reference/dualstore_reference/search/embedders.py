@@ -28,6 +28,7 @@ import itertools
 import math
 import os
 import re
+import struct
 import unicodedata
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -78,15 +79,13 @@ def normalise_rows(vectors: npt.NDArray[Any]) -> Vectors:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
-@lru_cache(maxsize=65_536)
-def _buckets(feature: str, dim: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+_UNPACK = struct.Struct(f"<{PROBES}I").unpack
+
+
+def _buckets(feature: str, dim: int) -> tuple[list[int], list[float]]:
     """The PROBES bucket indices and signs of one feature (BLAKE2b: the same everywhere)."""
-    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=4 * PROBES).digest()
-    values = [int.from_bytes(digest[4 * i : 4 * i + 4], "little") for i in range(PROBES)]
-    return (
-        tuple((value >> 1) % dim for value in values),
-        tuple(1.0 if value & 1 else -1.0 for value in values),
-    )
+    values = _UNPACK(hashlib.blake2b(feature.encode("utf-8"), digest_size=4 * PROBES).digest())
+    return [(value >> 1) % dim for value in values], [(value & 1) * 2.0 - 1.0 for value in values]
 
 
 def words_of(text: str) -> list[str]:
@@ -135,11 +134,6 @@ def _word_part(word: str, dim: int) -> Sparse:
     return _sparse(word_features(word), dim)
 
 
-@lru_cache(maxsize=65_536)
-def _bigram_part(first: str, second: str, dim: int) -> Sparse:
-    return _sparse([(f"b:{first} {second}", BIGRAM_WEIGHT)], dim)
-
-
 class HashingEmbedder:
     """Deterministic feature hashing of words, word pairs and character 3-grams (no download)."""
 
@@ -152,10 +146,14 @@ class HashingEmbedder:
     def embed_one(self, text: str) -> Vectors:
         """The vector of one text (all zeros when it has no characters but spaces)."""
         words = words_of(text)
-        parts = [_word_part(word, self.dim) for word in words]
-        parts.extend(_bigram_part(a, b, self.dim) for a, b in itertools.pairwise(words))
-        if not parts:
+        if not words:
             return np.zeros(self.dim, dtype=np.float32)
+        parts = [_word_part(word, self.dim) for word in words]  # cached: words repeat
+        pairs = [
+            (f"b:{first} {second}", BIGRAM_WEIGHT) for first, second in itertools.pairwise(words)
+        ]
+        if pairs:
+            parts.append(_sparse(pairs, self.dim))  # not cached: most pairs are rare
         indices = np.concatenate([part[0] for part in parts])
         weights = np.concatenate([part[1] for part in parts])
         vector = np.bincount(indices, weights=weights, minlength=self.dim)
