@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import math
 import re
@@ -24,6 +25,13 @@ Document = dict[str, Any]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Ids the API can name (ours are 32 lowercase hex; legacy ObjectIds are 24 hex)."""
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+RECENT_WINDOWS = (
+    dt.timedelta(hours=1),
+    dt.timedelta(days=1),
+    dt.timedelta(days=30),
+    dt.timedelta(days=366),
+)
+"""Time windows tried below the anchor before the unbounded query (see recent())."""
 
 
 class CursorError(ValueError):
@@ -178,27 +186,45 @@ class CollectionStore:
     async def recent(
         self, limit: int, query: Document | None = None, cursor: str | None = None
     ) -> tuple[list[Document], str | None]:
-        """Newest first by (timestamp, _seq); keyset pagination, stable under inserts."""
+        """Newest first by (timestamp, _seq); keyset pagination, stable under inserts.
+
+        The page is looked for in growing time windows below the anchor (the cursor's
+        time, or now): a window holding more than ``limit`` documents contains the whole
+        page, because everything outside it is older. The result is the same as one
+        unbounded query; the windows only keep the work proportional to the page on
+        stores whose planner sorts in memory (a range on ``timestamp`` uses the index).
+        """
         clauses: list[Document] = [dict(sequence.LIVE_DOCUMENTS)]
         if query:
             clauses.append(query)
+        anchor = timestamps.now()
         if cursor:
             millis, seq = decode_cursor(cursor)
-            when = timestamps.from_epoch_ms(millis)
+            anchor = timestamps.from_epoch_ms(millis)
             clauses.append(
                 {
                     "$or": [
-                        {"timestamp": {"$lt": when}},
-                        {"timestamp": when, sequence.SEQ_FIELD: {"$lt": seq}},
+                        {"timestamp": {"$lt": anchor}},
+                        {"timestamp": anchor, sequence.SEQ_FIELD: {"$lt": seq}},
                     ]
                 }
             )
-        found = (
-            self.documents.find(clauses[0] if len(clauses) == 1 else {"$and": clauses})
-            .sort([("timestamp", DESCENDING), (sequence.SEQ_FIELD, DESCENDING)])
-            .limit(limit + 1)
-        )
-        page = [document async for document in found]
+        page: list[Document] = []
+        for window in (*RECENT_WINDOWS, None):
+            bounded = list(clauses)
+            if window is not None:
+                try:
+                    bounded.append({"timestamp": {"$gte": anchor - window}})
+                except OverflowError:
+                    continue
+            found = (
+                self.documents.find({"$and": bounded})
+                .sort([("timestamp", DESCENDING), (sequence.SEQ_FIELD, DESCENDING)])
+                .limit(limit + 1)
+            )
+            page = [document async for document in found]
+            if len(page) > limit:
+                break
         next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
         return page[:limit], next_cursor
 
