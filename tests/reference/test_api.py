@@ -425,3 +425,32 @@ def test_metrics_are_open_prometheus_text(anonymous: httpx.Client) -> None:
     ):
         assert name in text, name
     assert 'route="/v1/health"' in text
+
+
+def test_recent_pages_across_every_time_window_in_order(client: httpx.Client) -> None:
+    """Documents minutes, hours, days, months and years old come out newest first."""
+    import datetime as dt
+
+    tag = uuid.uuid4().hex
+    now = dt.datetime.now(dt.UTC)
+    ages = [dt.timedelta(minutes=5), dt.timedelta(hours=3), dt.timedelta(days=5),
+            dt.timedelta(days=100), dt.timedelta(days=800), dt.timedelta(days=-3)]  # fmt: skip
+    ids = {}
+    for age in ages:
+        stamp = (now - age).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        ids[client.post(
+            "/v1/agent_tasks", json={"text": "w", "timestamp": stamp, "metadata": {"tag": tag}}
+        ).json()["id"]] = age  # fmt: skip
+    expected = sorted(ids, key=lambda doc_id: ids[doc_id])
+    encoded = _filter({"metadata.tag": tag})
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = client.get(
+            "/v1/agent_tasks/recent", params={"limit": 2, "filter": encoded, "cursor": cursor}
+        ).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page.get("next", "")
+        if not cursor:
+            break
+    assert seen == expected
