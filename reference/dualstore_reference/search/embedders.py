@@ -131,7 +131,10 @@ def _sparse(weighted: list[tuple[str, float]], dim: int) -> Sparse:
 
 @lru_cache(maxsize=65_536)
 def _word_part(word: str, dim: int) -> Sparse:
-    return _sparse(word_features(word), dim)
+    indices, weights = _sparse(word_features(word), dim)
+    indices.setflags(write=False)  # shared through the cache
+    weights.setflags(write=False)
+    return indices, weights
 
 
 class HashingEmbedder:
