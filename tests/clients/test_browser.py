@@ -228,29 +228,38 @@ def test_page_from_a_disallowed_origin_cannot_read_the_stream(
         assert ok.headers["access-control-allow-origin"] == origins[0].url
 
 
-def test_module_resumes_from_the_id_stored_in_local_storage(
+def test_module_resumes_filtered_from_the_id_stored_in_local_storage(
     page: Any, origins: tuple[Origin, Origin], server: RunningReference, rest: DualStoreClient
 ) -> None:
     start_stream = """async ([api, token]) => {
         const { DualStoreStream } = await import('/dualstore-sse-client.js');
         window.got = [];
         window.stream = new DualStoreStream(api, 'stored', {
-          token, onInsert: (doc) => window.got.push(doc.id) });
+          token, filter: { 'metadata.keep': true },
+          onInsert: (doc) => window.got.push(doc.id) });
     }"""
+
+    def insert(text: str, keep: bool) -> str:
+        return rest.insert("stored", text, metadata={"keep": keep})
+
     page.goto(f"{origins[0].url}/index.html?api=http://127.0.0.1:1")  # only for its origin
     page.evaluate("localStorage.clear()")
     page.evaluate(start_stream, [server.url, TOKEN])
     page.wait_for_function("window.stream.state === 'open'")
-    first = [rest.insert("stored", f"seen {n}") for n in range(2)]
+    insert("filtered out", keep=False)
+    first = [insert(f"seen {n}", keep=True) for n in range(2)]
     page.wait_for_function("window.got.length >= 2")
     assert page.evaluate("window.got") == first
 
     page.reload()  # the page goes away; these arrive while nobody listens
-    missed = [rest.insert("stored", f"missed {n}") for n in range(2)]
+    missed = [insert(f"missed {n}", keep=True) for n in range(2)]
+    insert("filtered out too", keep=False)
     page.evaluate(start_stream, [server.url, TOKEN])
     page.wait_for_function("window.got.length >= 2")
-    page.wait_for_timeout(500)
-    assert page.evaluate("window.got") == missed  # exactly the missed ones, none repeated
+    sentinel = insert("sentinel", keep=True)  # arrives after anything else it could send
+    page.wait_for_function("window.got.length >= 3")
+    # exactly the missed matching ones, none repeated, nothing the filter excludes
+    assert page.evaluate("window.got") == [*missed, sentinel]
 
 
 def test_screenshot_of_the_live_page(
