@@ -234,6 +234,19 @@ def test_openai_compatible_service(service: str, monkeypatch: pytest.MonkeyPatch
     assert embedder.name == f"openai:{service}/v1#tiny"
 
 
+def test_service_requests_are_batched(service: str) -> None:
+    embedder = embedder_from_settings(f"ollama:{service}", 8)
+    texts = [f"text {number}" for number in range(embedders.HTTP_BATCH * 2 + 5)]
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (len(texts), 8)
+    assert [len(request["input"]) for request in _Service.seen] == [
+        embedders.HTTP_BATCH,
+        embedders.HTTP_BATCH,
+        5,
+    ]
+    assert np.allclose(vectors[-1], embedder.embed([texts[-1]])[0])
+
+
 def test_ollama_service_and_dimension_mismatch(service: str) -> None:
     embedder = embedder_from_settings(f"ollama:{service}", 8)
     assert embedder.embed(["x"]).shape == (1, 8)

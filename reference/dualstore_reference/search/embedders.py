@@ -53,6 +53,8 @@ _WORD = re.compile(r"\w+")
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 API_KEY_VARIABLE = "EMBEDDING_API_KEY"
+HTTP_BATCH = 128
+"""Texts per request to an embedding service (services cap the inputs of one request)."""
 
 
 class EmbedderError(RuntimeError):
@@ -267,9 +269,17 @@ class HTTPEmbedder:
         self._client.close()
 
     def embed(self, texts: list[str]) -> Vectors:
-        """Vectors for texts, shape (len(texts), dim), from the service."""
+        """Vectors for texts, shape (len(texts), dim), from the service (in batches)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(
+            [
+                self._embed_batch(texts[start : start + HTTP_BATCH])
+                for start in range(0, len(texts), HTTP_BATCH)
+            ]
+        )
+
+    def _embed_batch(self, texts: list[str]) -> Vectors:
         if self.kind == "openai":
             url = f"{self.base_url}/embeddings"
         else:
