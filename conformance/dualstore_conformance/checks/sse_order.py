@@ -112,9 +112,9 @@ async def concurrent_exactly_once(ctx: CheckContext) -> None:
 
 
 async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]]) -> None:
-    """Resuming after the event at a position replays exactly what followed it."""
-    order = [d for d, _ in sequence]
-    for position in (len(sequence) // 3, (2 * len(sequence)) // 3):
+    """Resuming after the event at a position replays exactly what followed it, each
+    document with the same id as on the live streams."""
+    for position in (0, len(sequence) // 3, (2 * len(sequence)) // 3):
         token = sequence[position][1]
         async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as resumed:
             if resumed.status != 200:
@@ -126,10 +126,11 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
                     evidence=resumed.evidence(),
                     reproduce=resumed.reproduce(),
                 )
-            want = order[position + 1:]
+            want = sequence[position + 1:]
             await resumed.collect(len(want), ctx.scaled(10.0))
             await asyncio.sleep(ctx.scaled(0.2))
-            got = doc_ids(resumed.events_of("insert"))
+            events = resumed.events_of("insert")
+            got = list(zip(doc_ids(events), [e.last_event_id for e in events], strict=True))
             if got != want:
                 differences = [
                     (i, a, b) for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b
@@ -137,8 +138,9 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
                 ctx.fail(
                     "An event id does not identify its position in the delivery order",
                     expected=f"resuming after event {position} ({token!r}) replays the "
-                             f"{len(want)} documents that followed it, in order",
-                    received=f"{len(got)} documents; first differences: {differences[:3]}",
+                             f"{len(want)} documents that followed it, in order, same ids",
+                    received=f"{len(got)} events; first differences (position, expected "
+                             f"(doc, id), received): {differences[:3]}",
                     rules=["SSE-ORDER-003"],
                     evidence={"delivered": sequence, "replayed": got, **resumed.evidence()},
                     reproduce=resumed.reproduce(),
