@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -181,3 +182,56 @@ def test_checks_fail_against_a_wrong_target() -> None:
         result = results[check_id]
         assert result.status is Status.FAILED, (check_id, result.status, result.message)
         assert result.rules and result.message
+
+
+async def buffering_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Reads every byte of a body before answering 413 (LIMIT-002 broken)."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"type":"urn:dualstore:problem:payload-too-large","title":"x","status":413}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/problem+json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_body_buffering_check_fails_against_a_buffering_target() -> None:
+    import threading
+
+    import uvicorn
+    from dualstore_reference.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            buffering_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+
+        async def run() -> CheckResult:
+            target = Target(url=f"http://127.0.0.1:{port}", token="t", collection="things")
+            env = Environment(
+                target=target, run_id="buffered", collection="things", limits={}, health={}
+            )
+            async with httpx.AsyncClient(base_url=target.url) as client:
+                return await runner.run_one(
+                    load_all()["limit-body-not-buffered"], env, client, None
+                )
+
+        result = asyncio.run(run())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert result.status is Status.FAILED, result.message
+    assert result.evidence["sent_bytes"] >= 8 * 1024 * 1024 - 16384

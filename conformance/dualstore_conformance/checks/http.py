@@ -10,6 +10,7 @@ import httpx
 
 from dualstore_conformance import client as http
 from dualstore_conformance.context import CheckContext
+from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 
 PROBLEM_PREFIX = "urn:dualstore:problem:"
@@ -268,3 +269,31 @@ async def empty_optional_parameters(ctx: CheckContext) -> None:
         "search with an empty filter was not 200",
         ctx.curl("GET", search, params=params),
     )
+
+
+@check(
+    id="http-ui-page-or-404",
+    title="HTTP: /v1/ui/ serves an HTML page, or 404 not-found when the deployment disables it",
+    rules=["HTTP-014"],
+    level=Level.MAY,
+)
+async def ui_page(ctx: CheckContext) -> None:
+    response = await ctx.request("GET", "/v1/ui/")
+    if response.status_code == 404:
+        expect_problem(
+            ctx,
+            response,
+            404,
+            "not-found",
+            "a disabled /v1/ui/ is not a 404 problem",
+            ctx.curl("GET", "/v1/ui/"),
+        )
+        return
+    if response.status_code != 200 or http.media_type(response.headers) != "text/html":
+        ctx.fail(
+            "/v1/ui/ is neither an HTML page nor 404",
+            expected="200 text/html, or 404 not-found",
+            received=f"{response.status_code} {response.headers.get('content-type')}",
+            evidence=ctx.evidence(response),
+            reproduce=ctx.curl("GET", "/v1/ui/"),
+        )
