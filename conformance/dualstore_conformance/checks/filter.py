@@ -167,3 +167,81 @@ async def operators(ctx: CheckContext) -> None:
                     "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
                 ),
             )
+
+
+@check(
+    id="filter-base64url-padding-optional",
+    title="Filter: a base64url filter means the same with or without = padding",
+    rules=["FILTER-001"],
+)
+async def padding_optional(ctx: CheckContext) -> None:
+    first = (await ctx.insert(metadata={"pad": "ab"}))["id"]
+    await ctx.insert(metadata={"pad": "other"})
+    # pick an equivalent spelling whose encoding needs padding
+    unpadded = ""
+    for extra in ("", "x", "xx", "xxx"):
+        term: dict[str, Any] = {"metadata.pad": "ab"}
+        if extra:
+            term["metadata.padding_probe" + extra] = {"$exists": False}
+        unpadded = ctx.own_filter(term)
+        if len(unpadded) % 4:
+            break
+    padded = unpadded + "=" * (-len(unpadded) % 4)
+    path = f"{ctx.collection_path}/recent"
+    for value in (unpadded, padded):
+        response = await ctx.request("GET", path, params={"filter": value})
+        reproduce = ctx.curl("GET", path, params={"filter": value})
+        body = response.json() if response.status_code == 200 else None
+        ids = [i.get("id") for i in body.get("items", [])] if isinstance(body, dict) else None
+        if ids != [first]:
+            ctx.fail(
+                f"a filter {'with' if value.endswith('=') else 'without'} padding was not honoured",
+                expected=f"200 with exactly [{first}]",
+                received=f"{response.status_code}: {response.text[:200]}",
+                evidence=ctx.evidence(response),
+                reproduce=reproduce,
+            )
+
+
+@check(
+    id="filter-timestamp-instants",
+    title="Filter: timestamp conditions compare instants whatever the offsets",
+    rules=["FILTER-008"],
+)
+async def timestamp_instants(ctx: CheckContext) -> None:
+    written = {
+        "A": "2026-05-01T09:00:00.000Z",
+        "B": "2026-05-01T12:00:00+02:00",  # 10:00Z
+        "C": "2026-05-01T06:00:00-05:00",  # 11:00Z
+    }
+    ids = {
+        name: (await ctx.insert(timestamp=stamp, metadata={"name": name}))["id"]
+        for name, stamp in written.items()
+    }
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"timestamp": {"$gt": "2026-05-01T11:30:00+02:00"}}, {"B", "C"}),  # > 09:30Z
+        ({"timestamp": "2026-05-01T10:00:00Z"}, {"B"}),
+        ({"timestamp": {"$lt": "2026-05-01T06:00:00-04:00"}}, {"A"}),  # < 10:00Z
+        (
+            {
+                "timestamp": {
+                    "$gte": "2026-05-01T10:00:00.000+00:00",
+                    "$lte": "2026-05-01T12:00:00+01:00",
+                }
+            },
+            {"B", "C"},
+        ),
+    ]
+    for term, names in cases:
+        got = set(await own_ids(ctx, term))
+        wanted = {ids[n] for n in names}
+        if got != wanted:
+            ctx.fail(
+                f"timestamp filter {term} selected the wrong documents",
+                expected=f"{sorted(names)} = {sorted(wanted)}",
+                received=str(sorted(got)),
+                evidence={"documents": {n: (ids[n], written[n]) for n in ids}},
+                reproduce=ctx.curl(
+                    "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
+                ),
+            )
