@@ -127,11 +127,11 @@ async def wrong_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path, method = scope["path"], scope["method"]
     headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
     base = f"/v1/{WRONG_COLLECTION}"
-    if path == "/v1/health":  # HEALTH-001: fields missing
+    if path == "/v1/health":  # HEALTH-001: fields missing; HTTP-005: any method accepted
         await _send_json(send, 200, {"ok": True})
     elif "authorization" not in headers:  # AUTH-001: no WWW-Authenticate, not a problem
         await _send_json(send, 401, {"error": "unauthorized"})
-    elif path == f"{base}/recent":  # LIMIT-003: any limit accepted
+    elif path == f"{base}/recent":  # LIMIT-003, FILTER-003: any limit and any filter accepted
         await _send_json(send, 200, {"items": []})
     elif path == base and method == "POST":  # WRITE-001: no Location
         await _send_json(send, 201, {"id": "abc"})
@@ -160,6 +160,8 @@ EXPECTED_TO_FAIL = [
     "write-timestamp-normalised",
     "http-unknown-route-404",
     "read-unknown-id-404",
+    "filter-unsafe-operators-400",
+    "http-method-not-allowed-allow",
 ]
 
 
