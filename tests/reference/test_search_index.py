@@ -525,3 +525,38 @@ def test_concurrent_searches_share_catch_up_runs_and_idle_ones_read_only_the_cou
             await client.close()
 
     asyncio.run(main())
+
+
+def test_a_failed_catch_up_run_does_not_count_for_waiting_searches(
+    mongodb_uri: str, tmp_path: Path
+) -> None:
+    async def body(store: Store) -> None:
+        await store.insert("first document")
+        index = new_index(store, tmp_path)
+        await index.open()
+        original = index._catch_up
+        calls = 0
+
+        async def flaky() -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # reads before the insert below, then is slow
+                added = await original()
+                await asyncio.sleep(0.2)
+                return added
+            if calls == 2:
+                raise ConnectionError("database went away")
+            return await original()
+
+        index._catch_up = flaky  # type: ignore[method-assign]
+        slow = asyncio.create_task(index.search("first", 1))
+        await asyncio.sleep(0.05)
+        seq = await store.insert("platypus written meanwhile")
+        failing = asyncio.create_task(index.search("platypus", 1))
+        waiting = asyncio.create_task(index.search("platypus", 1))
+        results = await asyncio.gather(slow, failing, waiting, return_exceptions=True)
+        assert isinstance(results[1], ConnectionError)
+        assert results[2][0][0] == seq  # type: ignore[index]
+        assert calls == 3
+
+    run(mongodb_uri, body)

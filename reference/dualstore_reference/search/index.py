@@ -104,7 +104,8 @@ class VectorIndex:
         self._lock = asyncio.Lock()  # hnswlib calls
         self._catchup_lock = asyncio.Lock()  # one catch-up at a time
         self._save_lock = asyncio.Lock()  # one save at a time in this process
-        self._runs_started = 0
+        self._runs_started = 0  # catch-up runs begun
+        self._run_succeeded = 0  # number of the last run that finished without an error
         self._index: Any = None
         self._labels: set[int] = set()
         self._top = 0  # highest number handled; every lower one is handled or a hole
@@ -315,13 +316,16 @@ class VectorIndex:
         """
         arrived = self._runs_started
         async with self._catchup_lock:
-            if self._runs_started > arrived:
-                return 0  # a whole run started after this call, and has finished
+            if self._run_succeeded > arrived:
+                return 0  # a whole run started after this call, and has succeeded
             self._runs_started += 1
+            number = self._runs_started
             if self._index is None:
                 async with self._lock:
                     self._reset()
-            return await self._catch_up()
+            added = await self._catch_up()
+            self._run_succeeded = number
+            return added
 
     async def _catch_up(self) -> int:
         # Writers take their number from the counter before inserting, so a point lookup of
