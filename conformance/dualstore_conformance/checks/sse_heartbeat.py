@@ -27,11 +27,18 @@ def tolerance(interval: float) -> float:
     return max(absolute, relative * interval)
 
 
-def heartbeat_errors(event: Event) -> list[str]:
-    """Why a heartbeat event breaks SSE-HEARTBEAT-001 (empty when it conforms)."""
+def heartbeat_errors(event: Event, previous_id: str = "") -> list[str]:
+    """Why a heartbeat event breaks SSE-HEARTBEAT-001 (empty when it conforms).
+
+    An ``id`` field that repeats the last event id is accepted: it leaves an EventSource's
+    lastEventId (and so resuming) exactly as it was, which is what the rule protects.
+    """
     errors = []
-    if event.id_set:
-        errors.append(f"carries an id field ({event.last_event_id!r})")
+    if event.id_set and event.last_event_id != previous_id:
+        errors.append(
+            f"carries an id field ({event.last_event_id!r}) that changes the last event id "
+            f"(was {previous_id!r})"
+        )
     if "\n" in event.data:
         errors.append("data spans several lines")
     try:
@@ -67,7 +74,10 @@ async def heartbeat_format(ctx: CheckContext) -> None:
                 evidence=reader.evidence(),
                 reproduce=reader.reproduce(),
             )
-        errors = heartbeat_errors(event)
+        events = reader.events
+        index = next(i for i, e in enumerate(events) if e is event)
+        previous = events[index - 1].last_event_id if index else ""
+        errors = heartbeat_errors(event, previous)
         if errors:
             ctx.fail(
                 "Heartbeat event is malformed",
