@@ -57,14 +57,15 @@ def test_embedded_database_is_supervised_and_everything_stops_on_sigterm(
 
 def test_bad_configuration_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in launcher.SETTING_VARIABLES}
-    for extra, args in (
-        ({"PORT": "eighty"}, []),
-        ({}, ["--workers", "0"]),
-        ({"CORS_ORIGIN": "nope"}, []),
+    cli = [sys.executable, "-m", "dualstore_conformance.cli", "serve"]
+    module = [sys.executable, "-m", "dualstore_reference.serve"]
+    for command, extra, args in (
+        (cli, {"PORT": "eighty"}, []),
+        (module, {}, ["--workers", "0"]),
+        (module, {"CORS_ORIGIN": "nope"}, []),
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "dualstore_conformance.cli", "serve",
-             "--data-dir", str(tmp_path), *args],
+            [*command, "--data-dir", str(tmp_path), *args],
             env={**env, **extra},
             capture_output=True,
             text=True,
