@@ -30,6 +30,8 @@ from dualstore_reference.stream.rawclient import RawStream
 from pymongo import MongoClient
 
 COLLECTION = "bench"
+POST_SECONDS: list[float] = []
+"""Round trip of every POST (the part of the latency that is the write itself)."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -63,6 +65,7 @@ async def write(url: str, count: int, per_second: float, sent: dict[str, float])
             response = await client.post(f"/v1/{COLLECTION}", json={"text": f"bench {i}"})
             response.raise_for_status()
             sent[response.json()["id"]] = started
+            POST_SECONDS.append(time.monotonic() - started)
             await asyncio.sleep(max(0.0, 1.0 / per_second - (time.monotonic() - started)))
 
 
@@ -89,6 +92,7 @@ async def latency(reference: RunningReference, subscribers: int, documents: int,
         got = await stream.events(documents, timeout=documents / per_second + 30)
         arrivals.extend((event.json()["id"], event.at) for event in got)
 
+    POST_SECONDS.clear()
     readers = [asyncio.create_task(read(stream)) for stream in streams]
     cpu_before = cpu_seconds(reference)
     wall = time.monotonic()
@@ -165,7 +169,8 @@ async def main_async(args: argparse.Namespace, reference: RunningReference, uri:
         results[subscribers] = values
         p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
         print(f"delivery latency, {subscribers:>5} subscribers: p50 {p50:7.1f} ms"
-              f"  p99 {p99:7.1f} ms  ({len(values)} deliveries)")
+              f"  p99 {p99:7.1f} ms  ({len(values)} deliveries; POST round trip p50 "
+              f"{statistics.median(POST_SECONDS) * 1000:.1f} ms)")
     ratio = statistics.median(results[1000]) / statistics.median(results[100])
     print(f"  median latency ratio 1000/100 subscribers: {ratio:.2f}")
     ops: dict[int, float] = {}

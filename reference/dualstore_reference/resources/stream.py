@@ -231,8 +231,8 @@ class StreamResource:
                         sequence.SEQ_FIELD, 1
                     ).batch_size(REPLAY_BATCH)
                     async for document in cursor:
-                        if stream.closed and stream.subscription.closed_reason != "overflow":
-                            return
+                        if stream.closed or stream.service.stopping.is_set():
+                            return  # client gone or server stopping: end at an event boundary
                         seq = int(document[sequence.SEQ_FIELD])
                         yield _encode(seq, document)
                         sent_events += 1
@@ -279,12 +279,4 @@ class StreamResource:
 
 def _encode(seq: int, document: Document) -> bytes:
     return sse.insert(tokens.format_token(seq), stored.to_api(document))
-
-
-def stream_service_of(state: Any) -> StreamService:
-    """The StreamService registered on the app state."""
-    service = getattr(state, "stream_service", None)
-    if not isinstance(service, StreamService):
-        raise RuntimeError("the app state has no stream_service")
-    return service
 
