@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""AUTH-001: a token that is only similar to a valid one (prefix, extension, case) is refused."""
+
+from __future__ import annotations
+
+from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.registry import check
+
+
+def near_misses(token: str) -> list[tuple[str, str]]:
+    """(label, wrong token) pairs a comparison bug would let through."""
+    misses = [("the token plus one character", token + "x")]
+    if len(token) > 1:
+        misses.append(("the token without its last character", token[:-1]))
+        misses.append(("the token's first character", token[:1]))
+    swapped = token.swapcase()
+    if swapped != token:
+        misses.append(("the token with its letter case swapped", swapped))
+    return misses
+
+
+@check(
+    id="auth-token-exact-match",
+    title="Auth: a prefix, an extension or a case variant of a valid token gets 401",
+    rules=["AUTH-001"],
+)
+async def token_exact_match(ctx: CheckContext) -> None:
+    token = ctx.target.token
+    if not token:
+        ctx.skip("no --token given: near misses of a valid token cannot be built")
+    await auth_required(ctx)
+    path = f"{ctx.collection_path}/recent"
+    for label, wrong in near_misses(token):
+        headers = {"Authorization": f"Bearer {wrong}"}
+        response = await ctx.request("GET", path, auth=False, headers=headers,
+                                     params={"limit": "1"})
+        if response.status_code != 401:
+            ctx.fail(
+                f"{label} was accepted",
+                expected="401 unauthorized (tokens are compared exactly)",
+                received=f"{response.status_code}",
+                evidence=ctx.evidence(response),
+                reproduce=ctx.curl("GET", path, headers={"Authorization": "Bearer <near miss>"},
+                                   params={"limit": "1"}),
+            )
