@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 from bson import ObjectId
 from dualstore_reference import launcher
 from dualstore_reference.embedded import EmbeddedDatabase
@@ -71,11 +70,14 @@ def test_legacy_documents_are_served_correctly(
     assert order.index("legacy-string") < order.index(new_id) < order.index("legacy-date")
 
 
-def test_restart_keeps_documents_and_search_results(tmp_path: Path) -> None:
+def test_restart_keeps_documents_and_search_results(
+    tmp_path: Path, validating_client: Callable[..., httpx.Client]
+) -> None:
     """Embedded database under the data directory: stop, start again, nothing lost."""
     headers = {"Authorization": "Bearer t"}
     word = "restartword" + uuid.uuid4().hex[:6]
     with launcher.start_reference(env={"AUTH_TOKEN": "t"}, workers=2, data_dir=tmp_path) as server:
+        httpx = validating_client()  # every response checked against the OpenAPI document
         created = httpx.post(
             f"{server.url}/v1/agent_tasks", json={"text": f"{word} survives"}, headers=headers
         ).json()["id"]
@@ -93,14 +95,19 @@ def test_restart_keeps_documents_and_search_results(tmp_path: Path) -> None:
         after = httpx.get(
             f"{server.url}/v1/agent_tasks/search", params={"q": word, "k": 3}, headers=headers
         ).json()["items"]
-        assert after == before and after[0]["id"] == created
+        assert [hit["id"] for hit in after] == [hit["id"] for hit in before]
+        assert after[0]["id"] == created
+        for old, new in zip(before, after, strict=True):  # float32 noise only
+            assert new["score"] == pytest.approx(old["score"], abs=1e-5)
         recent = httpx.get(f"{server.url}/v1/agent_tasks/recent", headers=headers).json()
         assert len(recent["items"]) == 6
     assert (tmp_path / "db").is_dir() and (tmp_path / "index").is_dir()
 
 
 def test_read_your_writes_across_workers(
-    reference_server: RunningReference, reference_headers: dict[str, str]
+    reference_server: RunningReference,
+    reference_headers: dict[str, str],
+    openapi_validate: Callable[[httpx.Response], httpx.Response],
 ) -> None:
     """POST on one connection, then get and search on fresh connections: found every time,
     including when another worker answers (X-Dualstore-Worker, a test-only header)."""
@@ -117,6 +124,8 @@ def test_read_your_writes_across_workers(
             found = reader.get(f"/v1/opencode_events/{doc_id}")
         with httpx.Client(base_url=reference_server.url, headers=reference_headers) as searcher:
             hits = searcher.get("/v1/opencode_events/search", params={"q": word, "k": 1})
+        for response in (created, found, hits):
+            openapi_validate(response)
         assert found.status_code == 200
         assert hits.json()["items"][0]["id"] == doc_id, hits.json()
         workers |= {

@@ -120,7 +120,8 @@ def test_rate_limit_429_carries_retry_after_and_ratelimit_fields(
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies(
-    start_reference: Callable[..., RunningReference], reference_headers: dict[str, str]
+    start_reference: Callable[..., RunningReference],
+    validating_client: Callable[..., httpx.Client],
 ) -> None:
     untrusted = start_reference(
         env={"RATE_LIMIT_PER_SECOND": "0.01", "RATE_LIMIT_BURST": "2", "AUTH_TOKEN": ""},
@@ -137,9 +138,10 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     )
 
     def statuses(server: RunningReference) -> list[int]:
+        client = validating_client(base_url=server.url)
         return [
-            httpx.get(
-                server.url + "/v1/collections", headers={"X-Forwarded-For": f"203.0.113.{i}"}
+            client.get(
+                "/v1/collections", headers={"X-Forwarded-For": f"203.0.113.{i}"}
             ).status_code
             for i in range(5)
         ]
