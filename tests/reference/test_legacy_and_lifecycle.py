@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from bson import ObjectId
 from dualstore_reference import launcher
 from dualstore_reference.embedded import EmbeddedDatabase
