@@ -237,7 +237,7 @@ async def invalid_json(ctx: CheckContext) -> None:
 
 @check(
     id="http-empty-optional-parameters",
-    title="HTTP: empty cursor and filter values count as absent",
+    title="HTTP: empty cursor, filter and Idempotency-Key values count as absent",
     rules=["HTTP-011"],
 )
 async def empty_optional_parameters(ctx: CheckContext) -> None:
@@ -269,6 +269,18 @@ async def empty_optional_parameters(ctx: CheckContext) -> None:
         "search with an empty filter was not 200",
         ctx.curl("GET", search, params=params),
     )
+    # An empty Idempotency-Key is no key: the same body posted twice makes two documents.
+    headers = {"Idempotency-Key": ""}
+    text = ctx.unique_text("empty-key")
+    first = await ctx.insert(text=text, headers=headers)
+    second = await ctx.insert(text=text, headers=headers)
+    if first["id"] == second["id"]:
+        ctx.fail(
+            "an empty Idempotency-Key was treated as a key",
+            expected="two POSTs with Idempotency-Key: '' create two documents",
+            received=f"both answered id {first['id']}",
+            reproduce=ctx.curl("POST", ctx.collection_path, headers=headers, body=first["body"]),
+        )
 
 
 @check(
