@@ -116,15 +116,15 @@ async def adopt_unsequenced(
 ) -> int:
     """Give a ``_seq`` to documents written without one (older producers). Returns how many."""
     adopted = 0
-    cursor = documents.find({SEQ_FIELD: {"$exists": False}}, {"_id": 1, "timestamp": 1}).limit(
-        batch
-    )
+    # {_seq: null} (missing or null) can use an ordinary index on _seq; $exists: false
+    # cannot on every server, and this runs every few seconds.
+    cursor = documents.find({SEQ_FIELD: None}, {"_id": 1, "timestamp": 1}).limit(batch)
     async for found in cursor:
         while True:
             seq = await allocate(counters, documents.name)
             try:
                 result = await documents.update_one(
-                    {"_id": found["_id"], SEQ_FIELD: {"$exists": False}},
+                    {"_id": found["_id"], SEQ_FIELD: None},
                     {"$set": {SEQ_FIELD: seq, **_normalised_timestamp(found)}},
                 )
             except DuplicateKeyError:
