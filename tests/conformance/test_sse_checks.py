@@ -54,9 +54,15 @@ def test_default_conform_against_the_embedded_reference_passes(tmp_path: Path) -
     elapsed = time.monotonic() - started
     report = json.loads((tmp_path / "report.json").read_text("utf-8"))
     jsonschema.validate(report, json_report.schema())
-    not_passed = {c["id"]: c["message"][:200] for c in report["checks"]
-                  if c["status"] != "passed"}
+    bad = {c["id"]: c["message"][:200] for c in report["checks"]
+           if c["status"] in ("failed", "error")}
+    skipped = {c["id"]: c["message"][:200] for c in report["checks"]
+               if c["status"] == "skipped"}
     print(f"dualstore conform (embedded reference): {len(report['checks'])} checks, "
-          f"{report['duration_s']:.1f} s of checks, {elapsed:.1f} s with start/stop")
-    assert not_passed == {}
+          f"{report['duration_s']:.1f} s of checks, {elapsed:.1f} s with start/stop; "
+          f"skipped: {skipped}")
+    assert bad == {}
+    # a check may skip itself when the machine is too slow to provoke what it needs
+    # (the rate-limit check on a loaded machine); everything else must run and pass
+    assert set(skipped) <= {"limit-rate-limited-429"}
     assert code == 0
