@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Test-only fault injection (``DUALSTORE_FAULTS``): the mutant catalogue and ``wrap(app, settings)``."""
+"""Test-only fault injection (``DUALSTORE_FAULTS``): the mutant catalogue and ``wrap``."""
 
 from __future__ import annotations
 

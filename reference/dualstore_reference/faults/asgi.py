@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""ASGI plumbing for fault middlewares: rewrite a request's scope, a buffered response, SSE blocks."""
+"""ASGI plumbing for fault middlewares: rewrite a request scope, a buffered response, SSE."""
 
 from __future__ import annotations
 

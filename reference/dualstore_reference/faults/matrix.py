@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The kill matrix: every mutant against ``dualstore conform`` and Schemathesis alone; writes the doc.
+"""The kill matrix: every mutant against ``dualstore conform`` and Schemathesis alone.
 
 ``python -m dualstore_reference.faults.matrix --doc docs/kill-matrix.md --json matrix.json``
 """
@@ -28,6 +28,9 @@ BASELINE = "none"
 """The row for the unmodified reference."""
 TOKEN = "kill-matrix-token-0123456789abcdef"
 ORIGIN = "http://conformance.invalid"
+RUN_ARGS = ("heartbeat", "max_examples", "seed", "parallel", "timeout_multiplier",
+            "schemathesis", "schemathesis_seconds")
+"""Run parameters saved with the rows (the doc states them)."""
 SPEC = Path(__file__).resolve().parents[3] / "spec" / "openapi.yaml"
 
 
@@ -52,6 +55,9 @@ class Row:
     """Level (must/should/may) of each failing check."""
     findings: list[str] = field(default_factory=list)
     """Documented SHOULD/MAY findings a must-pass row is allowed to have."""
+    stream_only: bool = False
+    """The fault touches only stream requests: the property layer and Schemathesis (both
+    exclude the stream) would replay the baseline, so they are not run for it."""
 
     def failing(self) -> set[str]:
         """Checks that failed or errored."""
@@ -103,7 +109,9 @@ def server_env(mutant: str, heartbeat: float) -> dict[str, str]:
     return env
 
 
-def run_conform(url: str, args: argparse.Namespace, report: Path) -> tuple[int, dict[str, Any]]:
+def run_conform(
+    url: str, args: argparse.Namespace, report: Path, stream_only: bool = False
+) -> tuple[int, dict[str, Any]]:
     """``dualstore conform`` against url; (exit code, JSON report)."""
     command = [
         sys.executable, "-m", "dualstore_conformance.cli", "conform", "--url", url,
@@ -111,6 +119,8 @@ def run_conform(url: str, args: argparse.Namespace, report: Path) -> tuple[int, 
         "--seed", str(args.seed), "--timeout-multiplier", f"{args.timeout_multiplier:g}",
         "--json", str(report),
     ]  # fmt: skip
+    if stream_only:
+        command += ["--skip", "property"]
     env = {**os.environ, "DUALSTORE_TOKEN": TOKEN, "DUALSTORE_CORS_ORIGIN": ORIGIN}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     data: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
@@ -129,7 +139,8 @@ def run_schemathesis(url: str, args: argparse.Namespace, budget: float) -> tuple
         command = [
             sys.executable, "-m", "schemathesis.cli", "run", str(SPEC), "--url", url,
             "-H", f"Authorization: Bearer {TOKEN}", "--max-examples", str(args.max_examples),
-            "--seed", str(args.seed), "--max-time", str(int(min(max(budget, 10), args.schemathesis_seconds))),
+            "--seed", str(args.seed),
+            "--max-time", str(int(min(max(budget, 10), args.schemathesis_seconds))),
             "--exclude-path-regex", "/stream$", "--report", "ndjson",
             "--report-dir", folder, "--no-color",
         ]  # fmt: skip
@@ -166,6 +177,7 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
         breaks=list(entry.get("breaks", [])),
         collateral=[str(c) for c in entry.get("collateral", [])],
         findings=[str(c) for c in entry.get("findings", [])],
+        stream_only=bool(entry.get("stream_only", entry.get("family") == "sse")),
     )
     folder = workdir / name
     try:
@@ -180,7 +192,9 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
         return row
     try:
         started = time.monotonic()
-        row.conform_exit, report = run_conform(server.url, args, folder / "conform.json")
+        row.conform_exit, report = run_conform(
+            server.url, args, folder / "conform.json", row.stream_only
+        )
         row.conform_seconds = round(time.monotonic() - started, 1)
         for check in report.get("checks", []):
             if check["status"] == "failed":
@@ -190,7 +204,7 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
             else:
                 continue
             row.levels[check["id"]] = str(check.get("level", "must")).lower()
-        if args.schemathesis:
+        if args.schemathesis and not row.stream_only:
             started = time.monotonic()
             row.schemathesis_exit, row.schemathesis_failed = run_schemathesis(
                 server.url, args, row.conform_seconds
@@ -261,7 +275,9 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         + (" (not run)" if not args.schemathesis else "") + ".",
         f"- No false alarms: the unmodified reference "
         f"{'passes' if baseline and baseline.verdict(ignore) == 'passed' else 'DOES NOT pass'}; "
-        + ", ".join(f"`{r.name}` {'passes' if r.verdict(ignore) == 'passed' else 'FAILS'}" for r in legal)
+        + ", ".join(
+            f"`{r.name}` {'passes' if r.verdict(ignore) == 'passed' else 'FAILS'}" for r in legal
+        )
         + ".",
     ]
     if baseline is not None and args.schemathesis:
@@ -288,7 +304,7 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         failing = sorted(set(row.failed) | set(row.errors))
         shown = ", ".join(f"**{c}**" if c in row.breaks else c for c in failing) or "-"
         if row.schemathesis_exit is None:
-            st = "not run"
+            st = "n/a: stream only (survived)" if row.stream_only else "not run"
         elif row.name == BASELINE or row.expect == "pass":
             st = f"exit {row.schemathesis_exit}"
         else:
@@ -306,10 +322,9 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
               "|---|---|---|---|"]
     for family in ("rest", "security", "sse"):
         members = [r for r in mutants if r.family == family]
-        lines.append(
-            f"| {family} | {len(members)} | {sum(r.verdict(ignore) == 'killed' for r in members)} | "
-            f"{sum(schemathesis_killed(r, baseline) for r in members)} |"
-        )
+        conform_killed = sum(r.verdict(ignore) == "killed" for r in members)
+        st_count = sum(schemathesis_killed(r, baseline) for r in members)
+        lines.append(f"| {family} | {len(members)} | {conform_killed} | {st_count} |")
     lines += ["", "## Collateral (allowed, documented per mutant)", ""]
     for name, entry in CATALOGUE.items():
         why = entry.get("collateral_reason")
@@ -318,12 +333,39 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_saved(args: argparse.Namespace) -> int:
+    """Re-render the doc from saved rows (catalogue changes apply; the runs are the saved ones)."""
+    merged: dict[str, Row] = {}
+    seconds = 0.0
+    for path in args.render_from:
+        saved = json.loads(Path(path).read_text())
+        seconds += float(saved.get("seconds", 0.0))
+        for item in saved["rows"]:
+            item.pop("verdict", None)
+            row = Row(**item)
+            entry = CATALOGUE.get(row.name)
+            if entry is not None:  # documentation may have been refined since the run
+                row.breaks = list(entry.get("breaks", []))
+                row.collateral = [str(c) for c in entry.get("collateral", [])]
+                row.findings = [str(c) for c in entry.get("findings", [])]
+            merged[row.name] = row
+    names = [n for n in (BASELINE, *CATALOGUE) if n in merged]
+    rows = [merged[n] for n in names]
+    saved_args = json.loads(Path(args.render_from[0]).read_text()).get("args", {})
+    for key, value in saved_args.items():
+        setattr(args, key, value)
+    if args.doc:
+        Path(args.doc).write_text(render(rows, args, seconds))
+    ignore = baseline_findings(rows)
+    return 0 if all(r.verdict(ignore) in ("killed", "passed") for r in rows) else 1
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "n/a"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the matrix; write the JSON rows and the Markdown page; exit 1 unless all is well."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The matrix options (also used by the kill-matrix test)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mutants", help="CSV of mutants (default: the whole catalogue)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmodified row")
@@ -337,7 +379,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="cap on Schemathesis's --max-time (else conform's wall time)")
     parser.add_argument("--json", help="write the rows as JSON")
     parser.add_argument("--doc", help="write the Markdown kill matrix")
-    args = parser.parse_args(argv)
+    parser.add_argument("--render-from", action="append", metavar="JSON",
+                        help="do not run: render --doc from saved --json rows (repeatable; "
+                        "a later file's row replaces an earlier one's)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the matrix; write the JSON rows and the Markdown page; exit 1 unless all is well."""
+    args = parse_args(argv)
+    if args.render_from:
+        return render_saved(args)
     names = args.mutants.split(",") if args.mutants else list(CATALOGUE)
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown or args.parallel < 1:
@@ -351,9 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     ignore = baseline_findings(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) | {"verdict": r.verdict(ignore)}
-                                               for r in rows],
-                                              indent=2) + "\n")
+        saved = {
+            "seconds": round(seconds, 1),
+            "args": {k: getattr(args, k) for k in RUN_ARGS},
+            "rows": [asdict(r) | {"verdict": r.verdict(ignore)} for r in rows],
+        }
+        Path(args.json).write_text(json.dumps(saved, indent=2) + "\n")
     if args.doc:
         Path(args.doc).write_text(render(rows, args, seconds))
     good = all(r.verdict(ignore) in ("killed", "passed") for r in rows)

@@ -209,7 +209,7 @@ def unknown_id_200(app: ASGIApp, settings: Settings) -> ASGIApp:
     def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
         found = BY_ID_PATH.match(_path(scope))
         if scope["method"] == "GET" and status == 404 and found:
-            doc = {
+            doc: dict[str, Any] = {
                 "id": found.group(1),
                 "text": "",
                 "timestamp": "1970-01-01T00:00:00.000Z",
@@ -251,7 +251,7 @@ def idempotency_ignored(app: ASGIApp, settings: Settings) -> ASGIApp:
 
 @fault("rest-cursor-skips")
 def cursor_skips(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """A page that offers next loses its last item (next points past it): one item per page skipped."""
+    """A page offering next loses its last item (next points past it): one skipped per page."""
 
     def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
         value = json_body(headers, body)
@@ -267,7 +267,7 @@ def cursor_skips(app: ASGIApp, settings: Settings) -> ASGIApp:
 
 @fault("rest-cursor-repeats")
 def cursor_repeats(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """The keyset comparison is inclusive: each next page starts with the previous page's last item."""
+    """Inclusive keyset comparison: each next page starts with the previous page's last item."""
 
     def inclusive(cursor: str) -> str:
         try:

@@ -78,7 +78,7 @@ def cors_any_origin(app: ASGIApp, settings: Settings) -> ASGIApp:
 
 @fault("sec-preflight-blocked")
 def preflight_blocked(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """OPTIONS requests hit the auth wall: preflights get 401 (browsers never send a token there)."""
+    """OPTIONS requests hit the auth wall: preflights get 401 (browsers send no token there)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if is_http(scope) and scope["method"] == "OPTIONS":

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The kill matrix: every mutant is killed on its documented checks; correct variants pass."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dualstore_reference.faults import CATALOGUE
+from dualstore_reference.faults.matrix import (
+    BASELINE,
+    Row,
+    baseline_findings,
+    parse_args,
+    run_matrix,
+)
+
+pytestmark = pytest.mark.slow
+
+ROWS = [BASELINE, *CATALOGUE]
+PARALLEL = os.environ.get("DUALSTORE_KILL_MATRIX_PARALLEL", "3")
+
+
+@pytest.fixture(scope="module")
+def matrix() -> dict[str, Row]:
+    """One run of the whole matrix (servers started PARALLEL at a time), conform only."""
+    args = parse_args(["--parallel", PARALLEL, "--no-schemathesis"])
+    return {row.name: row for row in run_matrix(ROWS, args)}
+
+
+def explain(row: Row, ignore: set[str]) -> str:
+    return (f"{row.name}: verdict {row.verdict(ignore)}, conform exit {row.conform_exit}, "
+            f"failing {sorted(row.failing())}, documented breaks {row.breaks}, "
+            f"collateral {row.collateral}, findings {row.findings}, "
+            f"baseline SHOULD findings {sorted(ignore)} {row.problem}")
+
+
+@pytest.mark.parametrize("name", ROWS)
+def test_mutant_is_killed_on_its_documented_checks(name: str, matrix: dict[str, Row]) -> None:
+    row = matrix[name]
+    ignore = baseline_findings(list(matrix.values()))
+    expected = "passed" if row.expect == "pass" else "killed"
+    assert row.verdict(ignore) == expected, explain(row, ignore)
+    if row.expect == "fail":
+        assert row.conform_exit == 1 or all(row.levels.get(c) != "must" for c in row.breaks)
+
+
+def test_baseline_has_no_must_failure(matrix: dict[str, Row]) -> None:
+    baseline = matrix[BASELINE]
+    assert baseline.conform_exit == 0, explain(baseline, set())
+    assert all(baseline.levels[c] != "must" for c in baseline.failing())
+
+
+def test_matrix_doc_exists() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "kill-matrix.md"
+    assert "Kill matrix" in doc.read_text(encoding="utf-8")
