@@ -412,17 +412,19 @@ class VectorIndex:
         self._recent_next = int((self._recent_next + len(labels)) % RECENT_EXACT)
 
     def _recent(
-        self, query: Vectors, accept: Callable[[int], bool] | None
+        self, query: Vectors, accept: Callable[[int], bool] | None, k: int
     ) -> list[tuple[int, float]]:
-        """Exact scores of the newest documents (those accept allows)."""
+        """The k best of the newest documents (those accept allows), scored exactly."""
         used = self._recent_labels >= 0
         labels = self._recent_labels[used]
         scores = self._recent_vectors[used] @ _unit(query[0])
-        return [
-            (int(label), float(score))
-            for label, score in zip(labels, scores, strict=True)
-            if accept is None or accept(int(label))
-        ]
+        if accept is not None:
+            allowed = np.fromiter((accept(int(x)) for x in labels), dtype=bool, count=len(labels))
+            labels, scores = labels[allowed], scores[allowed]
+        if len(scores) > k:
+            best = np.argpartition(-scores, k - 1)[:k]
+            labels, scores = labels[best], scores[best]
+        return list(zip(labels.tolist(), scores.tolist(), strict=True))
 
     def _merge(
         self, found: list[tuple[int, float]], exact: list[tuple[int, float]], k: int
@@ -496,7 +498,7 @@ class VectorIndex:
             found = self._knn(query, k, None)
         except RuntimeError:  # the graph could not produce k results: score exactly
             return self._exact(query, list(self._labels), k)
-        return self._merge(found, self._recent(query, None), k)
+        return self._merge(found, self._recent(query, None, k), k)
 
     def _search_filtered(
         self, query: Vectors, allowed: list[int], k: int
@@ -508,7 +510,7 @@ class VectorIndex:
         except RuntimeError:
             found = []
         if len(found) >= wanted:
-            return self._merge(found, self._recent(query, accepted.__contains__), k)
+            return self._merge(found, self._recent(query, accepted.__contains__, k), k)
         return self._exact(query, allowed, k)
 
     def _exact(self, query: Vectors, seqs: list[int], k: int) -> list[tuple[int, float]]:
