@@ -25,6 +25,11 @@ class Coverage:
     unknown: dict[str, list[str]] = field(default_factory=dict)
     """cited rule ids that rules.yaml does not define -> citing checks"""
 
+    @property
+    def contradictions(self) -> dict[str, list[str]]:
+        """Rules marked not_checkable that a check nevertheless claims to prove."""
+        return {r: self.checks[r] for r in self.not_checkable if r in self.checks}
+
 
 def spec_rules() -> list[dict[str, Any]]:
     """Every rule of spec/rules.yaml."""
@@ -83,7 +88,10 @@ def main() -> int:
             print(f"{rule_id:18} UNCOVERED")
     for rule_id, cited_by in coverage.unknown.items():
         print(f"unknown rule {rule_id} cited by {', '.join(cited_by)}")
-    return 1 if coverage.uncovered or coverage.unknown else 0
+    for rule_id, cited_by in coverage.contradictions.items():
+        print(f"{rule_id} is marked not_checkable but cited by {', '.join(cited_by)}")
+    failed = coverage.uncovered or coverage.unknown or coverage.contradictions
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
