@@ -123,6 +123,8 @@ def test_hashing_is_case_and_width_insensitive_and_phrases_count() -> None:
         ["vector search", "VECTOR Search", "fast vector search here", "search fast here vector"]
     )
     assert np.allclose(lower, upper)
+    full_width = "\uff36\uff25\uff23\uff34\uff2f\uff32 search"  # NFKC folds it to VECTOR
+    assert np.allclose(lower, embedder.embed([full_width])[0])
     assert cosine(lower, phrase) > cosine(lower, scattered)  # the bigram is shared
 
 
