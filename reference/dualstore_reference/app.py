@@ -130,6 +130,7 @@ class AppState:
                 self.database[name],
                 embedder,
                 self.settings.data_dir / "index" / name,
+                space=self.settings.vector_metric,
                 gap_timeout=self.settings.gap_timeout_seconds,
             )
             await index.open()

@@ -16,6 +16,7 @@ COLLECTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_COLLECTIONS = ("session_messages", "agent_tasks", "opencode_events")
 RESERVED_NAMES = frozenset({"health", "collections", "ui"})
 """Path segments under /v1 that are not collections (the spec's CollectionName excludes them)."""
+VECTOR_METRICS = ("cosine", "ip", "l2")
 MAX_BODY_BYTES = 65536
 """The spec's body cap (x-dualstore-limits.max_body_bytes)."""
 
@@ -46,6 +47,8 @@ class Settings:
     subscriber_queue_size: int = 1000
     embedder: str = "hashing"
     embedding_dim: int = 256
+    vector_metric: str = "cosine"
+    """hnswlib space: cosine (default), ip (inner product) or l2 (scores are then -distance)."""
     ui_enabled: bool = False
     faults: tuple[str, ...] = ()
     debug_headers: bool = False
@@ -146,6 +149,10 @@ class Settings:
         _positive("GAP_TIMEOUT_SECONDS", self.gap_timeout_seconds)
         _positive("SUBSCRIBER_QUEUE_SIZE", self.subscriber_queue_size)
         _positive("EMBEDDING_DIM", self.embedding_dim)
+        if self.vector_metric not in VECTOR_METRICS:
+            raise SettingsError(
+                f"VECTOR_METRIC: one of {', '.join(VECTOR_METRICS)}, got {self.vector_metric!r}"
+            )
         if self.rate_limit_per_second < 0:
             raise SettingsError("RATE_LIMIT_PER_SECOND: must be >= 0")
         if self.rate_limit_burst < 0:
@@ -216,6 +223,7 @@ _PARSERS: dict[str, tuple[Any, str]] = {
     "subscriber_queue_size": (_int, "SUBSCRIBER_QUEUE_SIZE"),
     "embedder": (str, "EMBEDDER"),
     "embedding_dim": (_int, "EMBEDDING_DIM"),
+    "vector_metric": (str, "VECTOR_METRIC"),
     "ui_enabled": (_bool, "UI_ENABLED"),
     "faults": (_csv, "DUALSTORE_FAULTS"),
     "debug_headers": (_bool, "DUALSTORE_DEBUG_HEADERS"),

@@ -53,6 +53,7 @@ def test_environment_is_parsed_and_overrides_win() -> None:
         ({"SSE_HEARTBEAT_SECONDS": "0"}, "SSE_HEARTBEAT_SECONDS"),
         ({"SSE_HEARTBEAT_SECONDS": "nan"}, "SSE_HEARTBEAT_SECONDS"),
         ({"UI_ENABLED": "maybe"}, "UI_ENABLED"),
+        ({"VECTOR_METRIC": "hamming"}, "VECTOR_METRIC"),
         ({"MONGODB_URI": "postgres://x"}, "MONGODB_URI"),
         ({"AUTH_TOKEN": "has space"}, "AUTH_TOKEN"),
     ],
