@@ -195,3 +195,28 @@ def test_standalone_server_polls_and_delivers_everything() -> None:
                 await tailer.stop()
 
         run(standalone.uri, body)
+
+
+def test_idle_reads_fetch_positions_only_and_subscribers_still_get_whole_documents(
+    mongodb_uri: str,
+) -> None:
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        for i in range(5):
+            await sequence.insert_sequenced(docs, counters, {"_id": f"old{i}", "text": "t"})
+        hub = Hub("docs")
+        seen: list[Document] = []
+        tailer = make_tailer(db, hub)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            assert hub.watermark == 5  # caught up without anyone listening
+            reader = asyncio.create_task(collect(hub, 1))
+            await sequence.insert_sequenced(docs, counters, {"_id": "new", "text": "whole"})
+            seen = [doc for _, doc in await reader]
+        finally:
+            await tailer.stop()
+        assert [(d["_id"], d["text"]) for d in seen] == [("new", "whole")]
+
+    run(mongodb_uri, body)

@@ -148,6 +148,10 @@ class Hub:
         """Call listener(seq, document) synchronously for every published document."""
         self._listeners.append(listener)
 
+    def has_consumers(self) -> bool:
+        """True when a subscriber or listener would receive a published document."""
+        return bool(self._subscribers or self._listeners)
+
     @property
     def subscriber_count(self) -> int:
         """How many subscriptions are open."""

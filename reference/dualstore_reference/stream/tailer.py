@@ -27,6 +27,9 @@ from dualstore_reference.stream.hub import Hub
 Document = dict[str, Any]
 
 log = logging.getLogger(__name__)
+_POSITION_ONLY = {
+    sequence.SEQ_FIELD: 1, sequence.TOMBSTONE_FIELD: 1, sequence.INGESTED_FIELD: 1, "_id": 1
+}
 
 
 def _short(error: Exception) -> str:
@@ -162,11 +165,17 @@ class CollectionTailer:
         after fencing).
         """
         watermark = self.hub.watermark
-        cursor = self.documents.find({sequence.SEQ_FIELD: {"$gt": watermark}}).sort(
-            sequence.SEQ_FIELD, 1
-        ).limit(self.batch)
+        # Nobody listening (an idle collection, or catching up after a start): read only the
+        # positions, not the documents. If someone joined during the read, read again.
+        light = not self.hub.has_consumers()
+        projection = _POSITION_ONLY if light else None
+        cursor = self.documents.find(
+            {sequence.SEQ_FIELD: {"$gt": watermark}}, projection
+        ).sort(sequence.SEQ_FIELD, 1).limit(self.batch)
         found = await cursor.to_list(None)
         self.reads += 1
+        if light and self.hub.has_consumers():
+            return True
         published_any = False
         hole_before: Document | None = None
         for document in found:
