@@ -50,12 +50,14 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(database: EmbeddedDatabase) -> Iterator[Server]:
+def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
     """The app on a free port with a 1 s heartbeat, a cap of 3 and 20-item queues."""
     name = f"s_{uuid.uuid4().hex[:10]}"
     uri = f"mongodb://{database.host}:{database.port}/{name}?directConnection=true"
     settings = Settings(
         mongodb_uri=uri,
+        data_dir=tmp_path_factory.mktemp("stream-app"),
         collections=("notes", "other"),
         sse_heartbeat_seconds=HEARTBEAT,
         stream_cap_per_ip=CAP,
