@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import threading
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,22 +51,13 @@ class Server:
             return client[self.database][SLOTS_COLLECTION].count_documents({})
 
 
-@pytest.fixture(scope="module")
-def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    """The app on a free port with a 1 s heartbeat, a cap of 3 and 20-item queues."""
+@contextlib.contextmanager
+def serve(database: EmbeddedDatabase, data_dir: Path, **options: Any) -> Iterator[Server]:
+    """The real app in-process (uvicorn on a free port) on its own database name."""
     name = f"s_{uuid.uuid4().hex[:10]}"
     uri = f"mongodb://{database.host}:{database.port}/{name}?directConnection=true"
-    settings = Settings(
-        mongodb_uri=uri,
-        data_dir=tmp_path_factory.mktemp("stream-app"),
-        collections=("notes", "other"),
-        sse_heartbeat_seconds=HEARTBEAT,
-        stream_cap_per_ip=CAP,
-        subscriber_queue_size=QUEUE,
-        rate_limit_burst=0,
-        gap_timeout_seconds=1.0,
-    )
+    settings = Settings(mongodb_uri=uri, data_dir=data_dir, collections=("notes", "other"),
+                        rate_limit_burst=0, **options)
     port = free_port()
     app = create_app(settings)
     route = app._router.find("/v1/notes/stream")  # the StreamResource and its service
@@ -80,9 +73,21 @@ def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.started
-    yield Server(f"http://127.0.0.1:{port}", uri, name, service)
-    instance.should_exit = True
-    thread.join(15)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", uri, name, service)
+    finally:
+        instance.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    """The app with a 1 s heartbeat, a cap of 3 and 20-item queues."""
+    with serve(database, tmp_path_factory.mktemp("stream-app"),
+               sse_heartbeat_seconds=HEARTBEAT, stream_cap_per_ip=CAP,
+               subscriber_queue_size=QUEUE, gap_timeout_seconds=1.0) as running:
+        yield running
 
 
 def post(server: Server, count: int, prefix: str = "doc", size: int = 0,
@@ -384,3 +389,18 @@ def test_a_client_that_stops_reading_is_cut_and_its_slot_freed(server: Server) -
         run(main())
     finally:
         config.stalled_send_seconds = saved
+
+
+def test_stream_accepts_access_token_query_parameter(database: EmbeddedDatabase,
+                                                     tmp_path: Path) -> None:
+    async def status(url: str, headers: dict[str, str] | None = None) -> int:
+        stream = await RawStream.open(url, headers)
+        await stream.aclose()
+        return stream.status
+
+    with serve(database, tmp_path, auth_tokens=("s3cret",)) as secured:
+        base = secured.url + "/v1/notes/stream"
+        assert run(status(base)) == 401
+        assert run(status(base + "?access_token=wrong")) == 401
+        assert run(status(base + "?access_token=s3cret")) == 200
+        assert run(status(base, {"Authorization": "Bearer s3cret"})) == 200
