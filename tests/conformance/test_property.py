@@ -71,6 +71,15 @@ def test_property_layer_finds_no_failure_against_reference(
         assert results[f"property-{name}"].evidence["passed"] > 0
 
 
+def test_property_layer_without_token_judges_an_open_deployment(start_reference: Any) -> None:
+    # auth is optional by deployment: no token given and none required is not a failure
+    server = start_reference(env={"AUTH_TOKEN": ""}, workers=1)
+    results = prop.run(Target(url=server.url, collection="agent_tasks"), seed=SEED, max_examples=5)
+    bad = [f"{r.id}: {r.message}" for r in results if r.status is not Status.PASSED]
+    assert not bad, "\n".join(bad)
+    assert "property-ignored_auth" not in by_id(results)
+
+
 def test_property_layer_covers_every_phase_but_not_the_stream(
     reference_run: list[CheckResult],
 ) -> None:
@@ -246,6 +255,11 @@ def test_config_carries_token_seed_and_rate_limit_handling() -> None:
     assert config["rate-limit"] == "auto"
     assert config["generation"]["max-examples"] == 7
     assert config["parameters"] == {"path.collection": "c"}
+    assert "with-security-parameters" not in config["generation"]
+    open_config = prop.build_config(Target(url="http://127.0.0.1:1"), seed=None, max_examples=7)
+    assert "headers" not in open_config and "seed" not in open_config
+    assert open_config["generation"]["with-security-parameters"] is False
+    assert open_config["checks"]["ignored_auth"] == {"enabled": False}
     assert all(
         config["phases"][p]["enabled"] for p in ("examples", "coverage", "fuzzing", "stateful")
     )
