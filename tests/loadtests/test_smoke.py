@@ -55,24 +55,5 @@ def test_smoke_passes_in_locust_distributed_mode(tmp_path: Path) -> None:
     assert len(list((tmp_path / "records").glob("records-*.jsonl"))) == 2
 
 
-def _event_dropping_fault() -> str:
-    """A fault of the mutant catalogue that drops stream events, or skip until one exists."""
-    faults = pytest.importorskip("dualstore_reference.faults",
-                                 reason="the mutant catalogue (DUALSTORE_FAULTS) has not landed")
-    for attribute in ("CATALOGUE", "CATALOG", "FAULTS", "MUTANTS"):
-        catalogue = getattr(faults, attribute, None)
-        if isinstance(catalogue, dict):
-            for name in catalogue:
-                if "drop" in str(name).lower():
-                    return str(name)
-    pytest.skip("no event-dropping fault found in dualstore_reference.faults")
-
-
-@pytest.mark.slow
-def test_an_event_dropping_reference_fails_the_smoke(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DUALSTORE_FAULTS", _event_dropping_fault())
-    completed, summary = smoke(tmp_path)
-    assert completed.returncode == 1, completed.stdout
-    assert summary["passed"] is False
-    assert summary["delivery"]["lost"] > 0
+# The mutant catalogue's load mutants (lost events, memory leak) are run through
+# `dualstore load --smoke --url ... --server-pid ...` in tests/mutants/test_load_mutants.py.

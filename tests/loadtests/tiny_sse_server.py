@@ -101,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         try:
-            self.wfile.write(b"retry: 1000\n: open\n\n")
+            self.wfile.write(b"retry: 100\n: open\n\n")  # resumed events are not held up
             self.wfile.flush()
             if OPTIONS.close_fresh and not last and not since:
                 return  # drop before any event: the client must resume with `since`
