@@ -208,6 +208,8 @@ def build_config(
         # Reproductions must be pasteable (Idempotency-Key values matter): Schemathesis'
         # own masking is off and the bearer token is redacted here instead (redact_command).
         "output": {"sanitization": {"enabled": False}},
+        # Nor a .schemathesis/ cache folder.
+        "cache": {"enabled": False},
     }
     if seed is not None:
         config["seed"] = seed
