@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from . import idempotency, sequence, timestamps
+from .batching import InsertBatcher
 
 Document = dict[str, Any]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -126,6 +127,7 @@ class CollectionStore:
         self.name = name
         self.documents: AsyncCollection[Document] = database[name]
         self.counters: AsyncCollection[Document] = database[sequence.COUNTERS_COLLECTION]
+        self.batcher = InsertBatcher(self.documents, self.counters)
 
     async def ensure_indexes(self) -> None:
         """Indexes the queries need: _seq (unique), recent order, idempotency keys."""
@@ -163,7 +165,7 @@ class CollectionStore:
         if idempotency_key is not None and digest is not None:
             document[idempotency.FIELD] = {"key": idempotency_key, "digest": digest}
         try:
-            seq = await sequence.insert_sequenced(self.documents, self.counters, document)
+            seq = await self.batcher.insert(document)
         except DuplicateKeyError:
             if idempotency_key is None or digest is None:
                 raise
