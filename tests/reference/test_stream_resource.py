@@ -310,7 +310,14 @@ def test_cap_gives_429_and_an_idle_disconnect_frees_the_slot(server: Server) -> 
             for stream in streams:
                 await stream.aclose()
 
-    run(main())
+    # A long heartbeat, so that only real disconnect detection (not the next send) can
+    # free the slot within 2 s.
+    config = server.service.config
+    saved, config.heartbeat_seconds = config.heartbeat_seconds, 30.0
+    try:
+        run(main())
+    finally:
+        config.heartbeat_seconds = saved
 
 
 def test_a_thousand_connect_disconnect_cycles_leak_no_slot(server: Server) -> None:
