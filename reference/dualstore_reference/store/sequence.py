@@ -161,10 +161,10 @@ def _normalised_timestamp(found: Document) -> Document:
 
 
 async def ensure_indexes(documents: AsyncCollection[Document]) -> None:
-    """The unique index on ``_seq`` that makes fencing work."""
-    await documents.create_index(
-        SEQ_FIELD,
-        unique=True,
-        name="seq_unique",
-        partialFilterExpression={SEQ_FIELD: {"$exists": True}},
-    )
+    """The unique index on ``_seq`` that makes fencing work.
+
+    Sparse rather than partial: both leave unsequenced (legacy) documents out of the
+    uniqueness constraint, and some servers only serve range scans on ``_seq`` from a
+    sparse one (a partial index there meant a collection scan per tailer poll).
+    """
+    await documents.create_index(SEQ_FIELD, unique=True, name="seq_unique", sparse=True)
