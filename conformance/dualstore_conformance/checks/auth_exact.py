@@ -33,8 +33,8 @@ async def token_exact_match(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for label, wrong in near_misses(token):
         headers = {"Authorization": f"Bearer {wrong}"}
-        response = await ctx.request("GET", path, auth=False, headers=headers,
-                                     params={"limit": "1"})
+        # the near miss replaces the run's token (request headers win over the client's)
+        response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
         if response.status_code != 401:
             ctx.fail(
                 f"{label} was accepted",

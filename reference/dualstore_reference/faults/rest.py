@@ -47,7 +47,8 @@ def validation_as_400(app: ASGIApp, settings: Settings) -> ASGIApp:
 
     def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
         value = json_body(headers, body)
-        if status == 422 and isinstance(value, dict):
+        slug = str(value.get("type", "")) if isinstance(value, dict) else ""
+        if status == 422 and isinstance(value, dict) and slug.endswith(":validation-failed"):
             value["status"] = 400
             return 400, headers, dump(value)
         return status, headers, body
