@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import falcon
 import falcon.asgi
@@ -263,12 +264,19 @@ def build_state(settings: Settings) -> AppState:
     """The per-process state (database client created, not yet connected)."""
     if not settings.mongodb_uri:
         raise ValueError("MONGODB_URI is required to build the app (dualstore serve sets it)")
+    options: dict[str, Any] = {}
+    query = urlsplit(settings.mongodb_uri).query.lower()
+    if not any(name in query for name in ("journal=", "w=", "wtimeoutms=")):
+        # A 201 means the document is on disk: acknowledged writes survive a crash of the
+        # database (without it the embedded daemon lost the last write on SIGKILL).
+        options["journal"] = True
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_uri,
         tz_aware=True,
         datetime_conversion=DatetimeConversion.DATETIME_AUTO,
         serverSelectionTimeoutMS=5000,
         appname="dualstore-reference",
+        **options,
     )
     database = client.get_default_database(DEFAULT_DATABASE)
     return AppState(

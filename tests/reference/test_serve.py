@@ -31,6 +31,7 @@ def test_embedded_database_is_supervised_and_everything_stops_on_sigterm(
         family = psutil.Process(server.process.pid).children(recursive=True)
         database = _database_process(server)
         assert str(tmp_path / "db") in " ".join(database.cmdline())
+        kept = httpx.post(f"{server.url}/v1/agent_tasks", json={"text": "kept"}).json()["id"]
         database.kill()  # the daemon dies: serve restarts it on the same port and storage
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -45,6 +46,8 @@ def test_embedded_database_is_supervised_and_everything_stops_on_sigterm(
             time.sleep(0.5)
         else:
             raise AssertionError("the server did not recover after the database died")
+        # acknowledged before the crash = journaled: still there
+        assert httpx.get(f"{server.url}/v1/agent_tasks/{kept}").status_code == 200
         replacement = _database_process(server)
         assert replacement.pid != database.pid
         family.append(replacement)
