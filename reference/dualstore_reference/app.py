@@ -39,6 +39,7 @@ Document = dict[str, Any]
 log = logging.getLogger("dualstore.app")
 DEFAULT_DATABASE = "dualstore"
 MAINTENANCE_SECONDS = 5.0
+SAVE_SECONDS = 60.0
 PING_TIMEOUT_SECONDS = 2.0
 
 
@@ -139,18 +140,23 @@ class AppState:
             self.metrics.index_size.labels(name).set(len(index))
 
     async def _maintain(self) -> None:
-        """Every few seconds: adopt legacy documents, catch indexes up and save them."""
+        """Every few seconds adopt legacy documents and catch indexes up; save them now
+        and then (a lost snapshot only costs a catch-up from the database on start)."""
+        last_save = time.monotonic()
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
+            save = time.monotonic() - last_save >= SAVE_SECONDS
             try:
                 for name, collection in self.store.collections.items():
                     await collection.adopt_legacy()
                     index = self.indexes.get(name)
                     if index is not None:
                         await index.catch_up()
-                        if index.dirty:
+                        if save and index.dirty:
                             await index.save()
                         self.metrics.index_size.labels(name).set(len(index))
+                if save:
+                    last_save = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:
