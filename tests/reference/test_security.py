@@ -150,3 +150,16 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     assert statuses(untrusted) == [200, 200, 429, 429, 429]
     # With trust each forwarded client has its own bucket.
     assert statuses(trusted) == [200] * 5
+
+
+def test_open_paths_are_exactly_health_metrics_and_the_demo_page(
+    start_reference: Callable[..., RunningReference],
+    validating_client: Callable[..., httpx.Client],
+) -> None:
+    """A collection whose name merely starts like an open path still needs the token."""
+    server = start_reference(env={"COLLECTIONS": "uix,metricsx"}, workers=1)
+    anonymous = validating_client(base_url=server.url)
+    for path in ("/v1/uix/recent", "/v1/metricsx/recent"):
+        _problem(anonymous.get(path), 401, "unauthorized")
+    assert anonymous.get("/v1/health").status_code == 200
+    assert anonymous.get("/metrics").status_code == 200

@@ -13,7 +13,7 @@ from ..problems import Problem
 
 OPEN_PATHS = frozenset({"/v1/health", "/metrics"})
 """Paths served without a token (health checks, scrapers)."""
-OPEN_PREFIXES = ("/v1/ui",)
+OPEN_PREFIXES = ("/v1/ui/",)
 """The demo page is static HTML; the token is typed into it and sent by its script."""
 STREAM_SUFFIX = "/stream"
 
@@ -65,7 +65,9 @@ class AuthMiddleware:
         """Preflight requests and open paths need no token."""
         if req.method == "OPTIONS":
             return True
-        return req.path in OPEN_PATHS or req.path.startswith(OPEN_PREFIXES)
+        return (
+            req.path in OPEN_PATHS or req.path == "/v1/ui" or req.path.startswith(OPEN_PREFIXES)
+        )
 
     async def process_resource(
         self,
