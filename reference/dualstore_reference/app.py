@@ -310,7 +310,7 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     middleware.append(AuthMiddleware(settings.auth_tokens))
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
-    problems.install(app)
+    problems.install(app, stream_cap=settings.stream_cap_per_ip)
     app.add_route("/v1/health", api.HealthResource(state))
     app.add_route("/v1/collections", api.CollectionsResource(state))
     app.add_route("/v1/{collection}", api.CollectionResource(state))

@@ -104,8 +104,22 @@ def _slug_for(error: falcon.HTTPError) -> str | None:
     return _DEFAULT_SLUG_FOR_STATUS.get(error.status_code)
 
 
+def _complete_429(resp: falcon.Response, slug: str | None, stream_cap: int) -> None:
+    """Every 429 carries Retry-After, RateLimit and RateLimit-Policy (the spec requires all
+    three); fill in what the raiser left out (the stream cap's 429 sets only Retry-After)."""
+    retry = resp.get_header("Retry-After") or "1"
+    if resp.get_header("Retry-After") is None:
+        resp.set_header("Retry-After", retry)
+    name = "streams" if slug == "too-many-streams" else "default"
+    if resp.get_header("RateLimit-Policy") is None:
+        quota = stream_cap if slug == "too-many-streams" else 0
+        resp.set_header("RateLimit-Policy", f'"{name}";q={quota};w={retry}')
+    if resp.get_header("RateLimit") is None:
+        resp.set_header("RateLimit", f'"{name}";r=0;t={retry}')
+
+
 def serialize_error(
-    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError
+    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError, stream_cap: int = 10
 ) -> None:
     """Falcon error serializer: always problem+json, whatever the client accepts."""
     slug = _slug_for(error)
@@ -126,6 +140,8 @@ def serialize_error(
             resp.set_header("Allow", allow)
             detail = f"{req.method} is not allowed here; allowed: {allow}"
         body = problem_body(error.status_code, slug, title, detail)
+    if error.status_code == 429:
+        _complete_429(resp, slug, stream_cap)
     resp.data = json.dumps(body, separators=(",", ":")).encode("utf-8")
     resp.content_type = PROBLEM_CONTENT_TYPE
     resp.append_header("Vary", "Accept")
@@ -155,9 +171,13 @@ async def handle_unexpected(
     ).encode("utf-8")
 
 
-def install(app: falcon.asgi.App[Any, Any]) -> None:
+def install(app: falcon.asgi.App[Any, Any], stream_cap: int = 10) -> None:
     """Register the serializer and handlers so that every error is problem+json."""
-    app.set_error_serializer(serialize_error)
+
+    def serializer(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+        serialize_error(req, resp, error, stream_cap)
+
+    app.set_error_serializer(serializer)
     app.add_error_handler(Exception, handle_unexpected)
     for database_error in (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout):
         app.add_error_handler(database_error, handle_database_error)

@@ -163,3 +163,21 @@ def test_open_paths_are_exactly_health_metrics_and_the_demo_page(
         _problem(anonymous.get(path), 401, "unauthorized")
     assert anonymous.get("/v1/health").status_code == 200
     assert anonymous.get("/metrics").status_code == 200
+
+
+def test_stream_cap_429_carries_the_headers_every_429_needs(
+    start_reference: Callable[..., RunningReference],
+    validating_client: Callable[..., httpx.Client],
+    reference_headers: dict[str, str],
+) -> None:
+    server = start_reference(env={"STREAM_CAP_PER_IP": "1"}, workers=1)
+    client = validating_client(base_url=server.url, headers=reference_headers)
+    with httpx.stream(
+        "GET", f"{server.url}/v1/{COLLECTION}/stream", headers=reference_headers, timeout=10
+    ) as first:
+        assert first.status_code == 200
+        response = client.get(f"/v1/{COLLECTION}/stream")  # validated: 429 is not a stream
+    _problem(response, 429, "too-many-streams")
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["ratelimit-policy"].startswith('"streams";q=1;w=')
+    assert response.headers["ratelimit"].startswith('"streams";r=0;t=')
