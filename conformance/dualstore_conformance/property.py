@@ -282,6 +282,29 @@ def tag_documents(schema: Any, tag: dict[str, str]) -> None:
         return case
 
 
+RATE_LIMITED_MARK = "`429 "
+"""How Schemathesis quotes a 429 answer to one of its own probe requests in a failure message."""
+
+
+def ignore_rate_limited_failures(schema: Any) -> None:
+    """Drop failures whose only cause is a 429 from the target's rate limiter.
+
+    Schemathesis resends a generated request after a 429, but some checks send probes of
+    their own (ignored_auth removes the token; a request without a token is limited per
+    client IP, which the concurrently running protocol checks also spend). A probe answered
+    429 says nothing about what the check looks for, so such a failure is dropped. Our own
+    checks are never filtered: the 429 headers are what dualstore_rate_limit_headers judges.
+    """
+
+    @schema.hook  # type: ignore[untyped-decorator]
+    def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+        if "dualstore_" in str(getattr(failure, "title", "")):
+            return True
+        if getattr(response, "status_code", None) == 429:
+            return False
+        return RATE_LIMITED_MARK not in str(getattr(failure, "message", ""))
+
+
 def run(
     target: Target,
     seed: int | None,
@@ -318,6 +341,7 @@ def run(
     if excluded:
         schema = schema.exclude(name=excluded)
     tag_documents(schema, {"run": run_id or uuid.uuid4().hex[:12], "check": "property"})
+    ignore_rate_limited_failures(schema)
     used_seed = config.seed
     tallies: dict[str, _Tally] = {}
     errors: list[dict[str, Any]] = []
