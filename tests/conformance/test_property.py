@@ -315,3 +315,52 @@ def test_rate_limit_and_www_authenticate_checks() -> None:
     )
     assert sc.www_authenticate_errors(fake_response(401, {"WWW-Authenticate": "Basic"}))
     assert sc.www_authenticate_errors(fake_response(401, {}))
+
+
+class HookCatcher:
+    """Stands in for a schema: records the hooks registered on it."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, Any] = {}
+
+    def hook(self, function: Any) -> Any:
+        self.hooks[function.__name__] = function
+        return function
+
+
+def test_failures_caused_only_by_a_rate_limited_probe_are_dropped() -> None:
+    catcher = HookCatcher()
+    prop.ignore_rate_limited_failures(catcher)
+    keep = catcher.hooks["filter_failure"]
+    probe_429 = SimpleNamespace(
+        title="Unexpected response to a request without authentication",
+        message="Expected 401 or 403, got `429 Too Many Requests` for `GET /x`",
+    )
+    assert keep(None, probe_429, None, SimpleNamespace(status_code=200)) is False
+    ours = SimpleNamespace(title="Custom check failed: `dualstore_rate_limit_headers`", message="x")
+    assert keep(None, ours, None, SimpleNamespace(status_code=429)) is True
+    server_error = SimpleNamespace(title="Server error", message="got `500 Internal Server Error`")
+    assert keep(None, server_error, None, SimpleNamespace(status_code=500)) is True
+
+
+def test_only_valid_post_bodies_get_the_tag() -> None:
+    catcher = HookCatcher()
+    prop.tag_documents(catcher, {"run": "r", "check": "property"})
+    tag = catcher.hooks["map_case"]
+
+    def case(method: str, body: Any, positive: bool) -> Any:
+        mode = SimpleNamespace(is_positive=positive)
+        return SimpleNamespace(
+            method=method, body=body, meta=SimpleNamespace(generation=SimpleNamespace(mode=mode))
+        )
+
+    tagged = tag(None, case("POST", {"text": "a", "metadata": {"k": 1}}, True))
+    assert tagged.body["metadata"] == {
+        "k": 1,
+        "dualstore_conformance": {"run": "r", "check": "property"},
+    }
+    assert "metadata" in tag(None, case("POST", {"text": "a"}, True)).body
+    negative = {"text": "a", "metadata": {"k": 1}}
+    assert tag(None, case("POST", negative, False)).body == {"text": "a", "metadata": {"k": 1}}
+    assert tag(None, case("POST", {"text": "a", "metadata": [1]}, True)).body["metadata"] == [1]
+    assert tag(None, case("GET", None, True)).body is None
