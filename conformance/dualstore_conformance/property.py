@@ -208,7 +208,7 @@ def build_config(
         # Reproductions must be pasteable (Idempotency-Key values matter): Schemathesis'
         # own masking is off and the bearer token is redacted here instead (redact_command).
         "output": {"sanitization": {"enabled": False}},
-        # Nor a .schemathesis/ cache folder.
+        # Nor a .schemathesis/ cache folder in the working directory.
         "cache": {"enabled": False},
     }
     if seed is not None:
