@@ -123,6 +123,15 @@ async def slot_released(ctx: CheckContext) -> None:
     cap = stream_cap(ctx.limits)
     async with contextlib.AsyncExitStack() as stack:
         opened, refused = await _fill(ctx, stack, cap)
+        if refused is not None and refused.status == 429 and not opened:
+            # Exclusive: no other check holds a stream, and _fill waited 3 s for slots.
+            ctx.fail(
+                "Streams that earlier checks closed still hold every slot",
+                expected=f"a stream accepted (this run holds no stream; cap {cap})",
+                received="429 after the release grace: closed streams' slots never came back",
+                evidence=refused.evidence(),
+                reproduce=refused.reproduce(),
+            )
         if refused is None or refused.status != 429 or not opened:
             ctx.skip(f"could not reach the cap ({len(opened)} open, "
                      f"{'no refusal' if refused is None else refused.status}); "

@@ -211,7 +211,7 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
             )
             row.schemathesis_seconds = round(time.monotonic() - started, 1)
     except Exception as error:
-        row.problem = f"{type(error).__name__}: {error}"[:500]
+        row.problem = f"{type(error).__name__}: {str(error)[-400:]}"
     finally:
         server.stop()
     return row

@@ -239,10 +239,21 @@ def _shift(delta: int) -> Any:
     return change
 
 
+class _SkipFirstReplayed(_Inserts):
+    def insert(self, number: int, block: bytes) -> list[bytes]:
+        return [] if number == 1 else [block]
+
+
 @fault("sse-resume-skips-one")
 def resume_skips_one(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """Resume after token N starts after N+1: the first missed event is lost."""
-    return _stream_rewrite(app, _shift(+1))
+    """A resumed stream loses the first event after the resume point (replay off by one)."""
+
+    def make(scope: Scope) -> BlockFilter:
+        if _last_event_id(scope) or _since(scope):
+            return _SkipFirstReplayed()
+        return _same
+
+    return rewrite_sse(app, make)
 
 
 @fault("sse-resume-repeats-one")
