@@ -219,6 +219,11 @@ class UIDisabled:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise problems.Problem("not-found", "The demo page is not enabled on this deployment.")
 
+    async def on_get_file(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str
+    ) -> None:
+        await self.on_get(req, resp)
+
 
 def _filter_parser() -> Callable[[str], Document] | None:
     try:
@@ -330,6 +335,7 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
             ui_registered = True
     if not ui_registered:
         app.add_route("/v1/ui/", UIDisabled())
+        app.add_route("/v1/ui/{name}", UIDisabled(), suffix="file")
     if settings.faults:
         try:
             faults = importlib.import_module(f"{__package__}.faults")

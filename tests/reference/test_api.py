@@ -77,7 +77,7 @@ def test_unknown_document_and_collection_are_404(client: httpx.Client) -> None:
 
 
 def test_unknown_routes_are_404_problems_even_without_a_token(anonymous: httpx.Client) -> None:
-    for path in ("/nope", "/v2/health", "/v1/a/b/c", "/v1/ui/"):
+    for path in ("/nope", "/v2/health", "/v1/a/b/c", "/v1/ui/", "/v1/ui/ui.js", "/v1/ui/x"):
         problem(anonymous.get(path), 404, "not-found")
 
 
