@@ -264,7 +264,14 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         f"Run: heartbeat {args.heartbeat:g} s, `--max-examples {args.max_examples}`, "
         f"seed {args.seed}, {args.parallel} servers at once (1 gunicorn worker each, one shared "
         f"database daemon), timeout multiplier {args.timeout_multiplier:g}; "
-        f"wall time {seconds / 60:.1f} min.",
+        f"wall time {seconds / 60:.1f} min. Schemathesis alone: `schemathesis run "
+        f"spec/openapi.yaml` with its default checks, the same `--max-examples` and seed, "
+        f"`--max-time` = conform's wall time for that mutant capped at "
+        f"{getattr(args, 'schemathesis_seconds', 30):g} s (conform's own property layer took "
+        "less than that), the stream excluded (its responses never end, so Schemathesis cannot "
+        "judge it). Mutants that touch only the stream (family sse and `sec-stream-auth-off`) "
+        "are not given to Schemathesis (it would replay the baseline: counted as survived) and "
+        "conform skips its property layer for them (same reason).",
         "",
         "## Summary",
         "",
@@ -325,6 +332,13 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         conform_killed = sum(r.verdict(ignore) == "killed" for r in members)
         st_count = sum(schemathesis_killed(r, baseline) for r in members)
         lines.append(f"| {family} | {len(members)} | {conform_killed} | {st_count} |")
+    should = sorted({c for r in rows for c in r.failing() if r.levels.get(c) in ("should", "may")})
+    if ignore or should:
+        lines += ["", "## SHOULD/MAY findings", "",
+                  f"- On the unmodified reference: {', '.join(sorted(ignore)) or 'none'}.",
+                  "- Documented for must-pass rows: "
+                  + (", ".join(f"`{r.name}`: {', '.join(r.findings)}" for r in legal if r.findings)
+                     or "none") + "."]
     lines += ["", "## Collateral (allowed, documented per mutant)", ""]
     for name, entry in CATALOGUE.items():
         why = entry.get("collateral_reason")
