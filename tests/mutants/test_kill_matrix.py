@@ -20,28 +20,48 @@ pytestmark = pytest.mark.slow
 
 ROWS = [BASELINE, *CATALOGUE]
 PARALLEL = os.environ.get("DUALSTORE_KILL_MATRIX_PARALLEL", "3")
+FIRST_RUN: dict[str, list[str]] = {}
+"""Failing checks of a row's first run, for rows that were run a second time."""
+
+
+def expected_verdict(row: Row) -> str:
+    return "passed" if row.expect == "pass" else "killed"
 
 
 @pytest.fixture(scope="module")
 def matrix() -> dict[str, Row]:
-    """One run of the whole matrix (servers started PARALLEL at a time), conform only."""
+    """One run of the whole matrix (servers started PARALLEL at a time), conform only.
+
+    A row with the wrong verdict is run once more, alone (timing checks on a loaded 2-core
+    machine); the second verdict counts and both are kept in the failure message.
+    """
     args = parse_args(["--parallel", PARALLEL, "--no-schemathesis"])
-    return {row.name: row for row in run_matrix(ROWS, args)}
+    rows = {row.name: row for row in run_matrix(ROWS, args)}
+    ignore = baseline_findings(list(rows.values()))
+    wrong = [
+        n for n, r in rows.items() if n != BASELINE and r.verdict(ignore) != expected_verdict(r)
+    ]
+    if wrong:
+        again = run_matrix(wrong, parse_args(["--parallel", "1", "--no-schemathesis"]))
+        for row in again:
+            FIRST_RUN[row.name] = sorted(rows[row.name].failing())
+            rows[row.name] = row
+    return rows
 
 
 def explain(row: Row, ignore: set[str]) -> str:
     return (f"{row.name}: verdict {row.verdict(ignore)}, conform exit {row.conform_exit}, "
             f"failing {sorted(row.failing())}, documented breaks {row.breaks}, "
             f"collateral {row.collateral}, findings {row.findings}, "
-            f"baseline SHOULD findings {sorted(ignore)} {row.problem}")
+            f"baseline SHOULD findings {sorted(ignore)} {row.problem}"
+            + (f"; first run failing {FIRST_RUN[row.name]}" if row.name in FIRST_RUN else ""))
 
 
 @pytest.mark.parametrize("name", ROWS)
 def test_mutant_is_killed_on_its_documented_checks(name: str, matrix: dict[str, Row]) -> None:
     row = matrix[name]
     ignore = baseline_findings(list(matrix.values()))
-    expected = "passed" if row.expect == "pass" else "killed"
-    assert row.verdict(ignore) == expected, explain(row, ignore)
+    assert row.verdict(ignore) == expected_verdict(row), explain(row, ignore)
     if row.expect == "fail":
         assert row.conform_exit == 1 or all(row.levels.get(c) != "must" for c in row.breaks)
 
