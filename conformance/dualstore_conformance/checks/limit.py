@@ -250,11 +250,14 @@ async def body_not_buffered(ctx: CheckContext) -> None:
     reset = False
     try:
         status_line = await asyncio.wait_for(reader.readline(), ctx.scaled(20.0))
+        # EOF without a status line: the server closed the connection mid-body.
+        reset = status_line == b""
     except TimeoutError:
         status_line = b""
     except (ConnectionResetError, BrokenPipeError):
         # The server closed the connection while we were still sending: it stopped
-        # reading (what this check is about); the reset may swallow its 413.
+        # reading (what this check is about); the reset may swallow its 413, which
+        # limit-body-413 judges on its own.
         status_line, reset = b"", True
     finally:
         sender.cancel()
