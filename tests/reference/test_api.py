@@ -454,3 +454,28 @@ def test_recent_pages_across_every_time_window_in_order(client: httpx.Client) ->
         if not cursor:
             break
     assert seen == expected
+
+
+def test_metrics_add_up_over_both_workers(
+    reference_server: RunningReference, reference_headers: dict[str, str]
+) -> None:
+    """Inserts answered by either worker all show in /metrics, whichever worker serves it."""
+    import re
+
+    def inserted() -> float:
+        text = httpx.get(f"{reference_server.url}/metrics").text
+        series = r'dualstore_documents_inserted_total\{collection="agent_tasks"\} (\S+)'
+        found = re.search(series, text)
+        return float(found.group(1)) if found else 0.0
+
+    before = inserted()
+    workers = set()
+    for i in range(12):  # a fresh connection each time: both workers get some
+        response = httpx.post(
+            f"{reference_server.url}/v1/agent_tasks", json={"text": f"m{i}"},
+            headers=reference_headers,
+        )  # fmt: skip
+        workers.add(response.headers["x-dualstore-worker"])
+    assert len(workers) == 2
+    for _ in range(4):  # whichever worker answers /metrics reports the sum
+        assert inserted() - before == 12
