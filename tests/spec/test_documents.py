@@ -45,6 +45,7 @@ def test_openapi_paths_are_the_v1_api_plus_metrics() -> None:
         "/v1/{collection}/stream",
         "/v1/{collection}/{id}",
         "/v1/ui/",
+        "/v1/ui/{name}",
         "/metrics",
     }
     assert dualstore_spec.openapi()["servers"] == [
