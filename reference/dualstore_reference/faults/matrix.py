@@ -339,6 +339,14 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
                   "- Documented for must-pass rows: "
                   + (", ".join(f"`{r.name}`: {', '.join(r.findings)}" for r in legal if r.findings)
                      or "none") + "."]
+    reruns: dict[str, list[str]] = getattr(args, "reruns", {}) or {}
+    if reruns:
+        lines += ["", "## Rows run twice", "",
+                  "These rows come from a second run of that mutant alone; the first run's "
+                  "failing checks are kept here (a check failing in one run only is a timing "
+                  "flake on the loaded machine or a real intermittent bug: read it).", ""]
+        lines += [f"- `{name}`: first run failing {', '.join(first) or 'nothing'}"
+                  for name, first in reruns.items()]
     lines += ["", "## Collateral (allowed, documented per mutant)", ""]
     for name, entry in CATALOGUE.items():
         why = entry.get("collateral_reason")
@@ -350,6 +358,7 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
 def render_saved(args: argparse.Namespace) -> int:
     """Re-render the doc from saved rows (catalogue changes apply; the runs are the saved ones)."""
     merged: dict[str, Row] = {}
+    reruns: dict[str, list[str]] = {}
     seconds = 0.0
     for path in args.render_from:
         saved = json.loads(Path(path).read_text())
@@ -362,12 +371,15 @@ def render_saved(args: argparse.Namespace) -> int:
                 row.breaks = list(entry.get("breaks", []))
                 row.collateral = [str(c) for c in entry.get("collateral", [])]
                 row.findings = [str(c) for c in entry.get("findings", [])]
+            if row.name in merged:
+                reruns[row.name] = sorted(merged[row.name].failing())
             merged[row.name] = row
     names = [n for n in (BASELINE, *CATALOGUE) if n in merged]
     rows = [merged[n] for n in names]
     saved_args = json.loads(Path(args.render_from[0]).read_text()).get("args", {})
     for key, value in saved_args.items():
         setattr(args, key, value)
+    args.reruns = reruns
     if args.doc:
         Path(args.doc).write_text(render(rows, args, seconds))
     ignore = baseline_findings(rows)
