@@ -16,7 +16,12 @@ from dualstore_reference.faults.matrix import (
     run_matrix,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The module fixture runs the whole matrix (about 20 min) inside the first item's setup,
+    # which the suite-wide 300 s per-test timeout would cut off.
+    pytest.mark.timeout(3600),
+]
 
 ONLY = [n for n in os.environ.get("DUALSTORE_KILL_MATRIX_ONLY", "").split(",") if n]
 """Local subset (CSV of mutant names); CI runs every row."""
