@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from dualstore_conformance.checks.http import expect_problem, expect_status, recent_own
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
@@ -20,6 +22,15 @@ def _parse_z(value: Any) -> datetime | None:
         return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
     except ValueError:
         return None
+
+
+
+async def _read_back(ctx: CheckContext, doc_id: object) -> tuple[str, httpx.Response, Any]:
+    """GET a just-written document by id; fail the check unless it answers 200."""
+    path = f"{ctx.collection_path}/{doc_id}"
+    response = await ctx.request("GET", path)
+    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    return path, response, doc
 
 
 @check(
@@ -144,9 +155,7 @@ async def timestamp_normalised(ctx: CheckContext) -> None:
     }
     for sent, wanted in cases.items():
         written = await ctx.insert(timestamp=sent, metadata={"sent": sent})
-        path = f"{ctx.collection_path}/{written['id']}"
-        response = await ctx.request("GET", path)
-        doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+        path, response, doc = await _read_back(ctx, written["id"])
         got = doc.get("timestamp") if isinstance(doc, dict) else None
         if got != wanted:
             ctx.fail(
@@ -166,9 +175,7 @@ async def timestamp_normalised(ctx: CheckContext) -> None:
 async def default_timestamp(ctx: CheckContext) -> None:
     before = datetime.now(UTC)
     written = await ctx.insert()
-    path = f"{ctx.collection_path}/{written['id']}"
-    response = await ctx.request("GET", path)
-    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    path, response, doc = await _read_back(ctx, written["id"])
     stamp = _parse_z(doc.get("timestamp") if isinstance(doc, dict) else None)
     if stamp is None or abs((stamp - before).total_seconds()) > CLOCK_TOLERANCE_S:
         ctx.fail(
@@ -197,9 +204,7 @@ async def default_metadata(ctx: CheckContext) -> None:
         ctx.curl("POST", ctx.collection_path, body=body),
     )
     doc_id = created.get("id") if isinstance(created, dict) else None
-    path = f"{ctx.collection_path}/{doc_id}"
-    response = await ctx.request("GET", path)
-    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    path, response, doc = await _read_back(ctx, doc_id)
     if not isinstance(doc, dict) or doc.get("metadata") != {}:
         ctx.fail(
             "a document written without metadata does not read back with metadata {}",
