@@ -64,7 +64,9 @@ async def concurrent_exactly_once(ctx: CheckContext) -> None:
                     received=(
                         f"reader {index}: {len(events)} events; missing {missing[:5]} "
                         f"({len(missing)}), duplicated {duplicates[:5]}, unexpected "
-                        f"{strangers[:5]}"
+                        f"{strangers[:5]}; the stream "
+                        + ("had ended" if reader.closed else
+                           f"was still open {deadline:.1f} s after the last insert")
                     ),
                     rules=["SSE-ORDER-001"],
                     evidence={"reader": index, "ids": ids, **reader.evidence()},

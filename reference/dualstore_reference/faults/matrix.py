@@ -55,6 +55,8 @@ class Row:
     """Level (must/should/may) of each failing check."""
     findings: list[str] = field(default_factory=list)
     """Documented SHOULD/MAY findings a must-pass row is allowed to have."""
+    messages: dict[str, str] = field(default_factory=dict)
+    """Each failing check's message (what the report said), for explaining a wrong verdict."""
     stream_only: bool = False
     """The fault touches only stream requests: the property layer and Schemathesis (both
     exclude the stream) would replay the baseline, so they are not run for it."""
@@ -204,6 +206,7 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
             else:
                 continue
             row.levels[check["id"]] = str(check.get("level", "must")).lower()
+            row.messages[check["id"]] = str(check.get("message", ""))[:600]
         if args.schemathesis and not row.stream_only:
             started = time.monotonic()
             row.schemathesis_exit, row.schemathesis_failed = run_schemathesis(
