@@ -26,6 +26,8 @@ HELP = "Judge an implementation against the spec (starts the reference when --ur
 
 TOKEN_ENV = "DUALSTORE_TOKEN"
 """Read when --token is not given (keeps the token out of process listings)."""
+CORS_ORIGIN_ENV = "DUALSTORE_CORS_ORIGIN"
+"""Read when --cors-origin is not given."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checks run at once (default 8; exclusive checks run alone)")
     parser.add_argument("--timeout-multiplier", type=float, default=1.0, metavar="F",
                         help="scale every timeout (slow targets or CI machines)")
+    parser.add_argument("--cors-origin", metavar="ORIGIN",
+                        help="an origin on the target's CORS allow-list, for the allowed-origin "
+                        f"CORS checks (default: ${CORS_ORIGIN_ENV}; skipped without either)")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -65,6 +70,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--heartbeat-seconds must be positive")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.cors_origin is not None and not _is_origin(args.cors_origin):
+        raise UsageError(f"--cors-origin must be an origin like https://app.example, "
+                         f"got {args.cors_origin!r}")
     if not args.timeout_multiplier > 0:
         raise UsageError("--timeout-multiplier must be positive")
     if args.max_examples < 1:
@@ -77,9 +85,15 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag}: folder of {value!r} does not exist")
 
 
+def _is_origin(value: str) -> bool:
+    """scheme://host[:port] with nothing after it (what an Origin header carries)."""
+    parsed = urlparse(value)
+    return (parsed.scheme in ("http", "https") and bool(parsed.netloc)
+            and not parsed.path and not parsed.query and not parsed.fragment)
+
+
 REFERENCE_ORIGIN = "http://conformance.invalid"
 """The CORS origin the bundled reference is started with (so the CORS checks run)."""
-CORS_ORIGIN_ENV = "DUALSTORE_CORS_ORIGIN"
 
 
 @contextlib.contextmanager
@@ -113,6 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
         collection=args.collection,
         heartbeat_seconds=args.heartbeat_seconds or 15.0,
         timeout_multiplier=args.timeout_multiplier,
+        cors_origin=args.cors_origin or os.environ.get(CORS_ORIGIN_ENV) or None,
     )
     config = RunConfig(
         target=target,
@@ -148,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         return run_command(args)
     token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
     args.token = token
-    os.environ.setdefault(CORS_ORIGIN_ENV, REFERENCE_ORIGIN)
+    args.cors_origin = REFERENCE_ORIGIN
     with _reference(token) as url:
         args.url = url
         return run_command(args)

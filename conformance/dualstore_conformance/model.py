@@ -37,6 +37,9 @@ class Target:
     timeout_multiplier: float = 1.0
     heartbeat_explicit: bool = False
     """True when the user declared heartbeat_seconds (--heartbeat-seconds) for this target."""
+    cors_origin: str | None = None
+    """An origin on the target's CORS allow-list (--cors-origin); None: the environment's,
+    and without either the allowed-origin CORS checks are skipped."""
 
 
 @dataclass

@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dualstore-heartbeat-seconds", type=float, default=None,
                     help="heartbeat interval of the target (default: health's, else 15)")
     group.addoption("--dualstore-timeout-multiplier", type=float, default=1.0)
+    group.addoption("--dualstore-cors-origin", default=None,
+                    help="an origin on the target's CORS allow-list (default: "
+                    "$DUALSTORE_CORS_ORIGIN; the allowed-origin checks skip without either)")
     group.addoption("--dualstore-workers", type=int, default=8)
     group.addoption("--dualstore-only", default=None, help="check ids / prefixes / rule ids (CSV)")
     group.addoption("--dualstore-skip", default=None, help="check ids / prefixes / rule ids (CSV)")
@@ -73,6 +76,7 @@ def _target(config: pytest.Config) -> Target:
         heartbeat_seconds=float(heartbeat) if heartbeat else 15.0,
         timeout_multiplier=float(config.getoption("--dualstore-timeout-multiplier")),
         heartbeat_explicit=bool(heartbeat),
+        cors_origin=config.getoption("--dualstore-cors-origin"),
     )
 
 

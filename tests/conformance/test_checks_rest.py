@@ -42,11 +42,11 @@ RATE_LIMIT_CHECK = "limit-rate-limited-429"
 def run_rest_checks(
     url: str, token: str, origin: str, check_ids: list[str]
 ) -> dict[str, CheckResult]:
-    """One harness run of the given checks (the allowed CORS origin passed by environment)."""
-    target = Target(url=url, token=token)
+    """One harness run of the given checks (the allowed CORS origin on the target)."""
+    target = Target(url=url, token=token, cors_origin=origin)
     config = RunConfig(target=target, only=check_ids, property_layer=False, workers=8)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(cors.CORS_ORIGIN_ENV, origin)
+        patch.delenv(cors.CORS_ORIGIN_ENV, raising=False)
         report = runner.run(config)
     return {result.id: result for result in report.results}
 

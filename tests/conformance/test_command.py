@@ -40,6 +40,8 @@ def test_bad_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         ["--url", "http://127.0.0.1:1", "--workers", "0"],
         ["--url", "http://127.0.0.1:1", "--timeout-multiplier", "0"],
         ["--url", "http://127.0.0.1:1", "--heartbeat-seconds", "-1"],
+        ["--url", "http://127.0.0.1:1", "--cors-origin", "app.example"],
+        ["--url", "http://127.0.0.1:1", "--cors-origin", "https://app.example/page"],
     ],
 )
 def test_invalid_values_exit_2_with_one_line(
@@ -171,3 +173,36 @@ def test_each_fault_is_caught_by_its_check(
     (check,) = json.loads((tmp_path / "r.json").read_text("utf-8"))["checks"]
     assert (code, check["status"]) == (1, "failed"), check["message"]
     assert rule in check["evidence"]["failed_rules"]
+
+
+def _cors_statuses(url: str, token: str, tmp_path: Path, *flags: str) -> dict[str, str]:
+    main(["conform", "--url", url, "--token", token, "--only", "cors-",
+          "--json", str(tmp_path / "cors.json"), *flags])
+    report = json.loads((tmp_path / "cors.json").read_text("utf-8"))
+    return {c["id"]: c["status"] for c in report["checks"]}
+
+
+def test_cors_origin_flag_runs_the_allowed_origin_checks(
+    reference_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DUALSTORE_CORS_ORIGIN", raising=False)
+    token = reference_server.env["AUTH_TOKEN"].split(",")[0]
+    origin = reference_server.env["CORS_ORIGIN"].split(",")[0]
+    without = _cors_statuses(reference_server.url, token, tmp_path)
+    assert without["cors-allowed-origin"] == "skipped"
+    flagged = _cors_statuses(reference_server.url, token, tmp_path, "--cors-origin", origin)
+    assert flagged["cors-allowed-origin"] == "passed"
+    assert set(flagged.values()) == {"passed"}
+
+
+def test_cors_origin_flag_wins_over_the_environment(
+    reference_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DUALSTORE_CORS_ORIGIN", "https://not-on-the-list.invalid")
+    token = reference_server.env["AUTH_TOKEN"].split(",")[0]
+    origin = reference_server.env["CORS_ORIGIN"].split(",")[0]
+    assert _cors_statuses(reference_server.url, token, tmp_path)["cors-allowed-origin"] == (
+        "failed"
+    )
+    flagged = _cors_statuses(reference_server.url, token, tmp_path, "--cors-origin", origin)
+    assert flagged["cors-allowed-origin"] == "passed"

@@ -18,11 +18,11 @@ EXPOSED_HEADERS = ("location", "retry-after", "ratelimit", "ratelimit-policy")
 
 def allowed_origin(ctx: CheckContext) -> str:
     """The allowed origin from the target (``cors_origin``) or the environment; skip if unknown."""
-    origin = getattr(ctx.target, "cors_origin", None) or os.environ.get(CORS_ORIGIN_ENV)
+    origin = ctx.target.cors_origin or os.environ.get(CORS_ORIGIN_ENV)
     if not origin:
         ctx.skip(
-            f"no allowed origin known: set {CORS_ORIGIN_ENV} to an origin on the target's "
-            "CORS allow-list"
+            f"no allowed origin known: pass --cors-origin (or set {CORS_ORIGIN_ENV}) to an "
+            "origin on the target's CORS allow-list"
         )
     return str(origin).split(",")[0].strip()
 
