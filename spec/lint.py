@@ -474,6 +474,7 @@ def _lint_rules(loaded: _Loaded, problems: list[str]) -> None:
         found, _ = _resolve_pointer(document, fragment)
         if not found:
             problems.append(f"{where}: the pointer does not resolve in {file}")
+    _lint_uncited_sections(documents, rules, problems)
     if isinstance(loaded.openapi, dict):
         version = str(loaded.openapi.get("info", {}).get("version"))
         if rules_doc.get("spec_version") != version:
@@ -481,6 +482,24 @@ def _lint_rules(loaded: _Loaded, problems: list[str]) -> None:
                 f"rules.yaml: spec_version {rules_doc.get('spec_version')!r} differs from "
                 f"openapi.yaml info.version {version!r}"
             )
+
+
+def _lint_uncited_sections(
+    documents: dict[str, Any], rules: list[dict[str, Any]], problems: list[str]
+) -> None:
+    """Every top-level ``x-`` behaviour section is made normative by at least one rule (a rule
+    citing the section itself or something inside it); an uncited one has no check ID."""
+    cited = {rule["section"] for rule in rules}
+    for file in (dualstore_spec.OPENAPI_FILE, dualstore_spec.SSE_CONTRACT_FILE):
+        document = documents.get(file)
+        if not isinstance(document, dict):
+            continue
+        for key in document:
+            if not str(key).startswith("x-"):
+                continue
+            section = f"{file}#{_pointer([key])}"
+            if not any(c == section or c.startswith(section + "/") for c in cited):
+                problems.append(f"{section}: no rule in rules.yaml cites this section")
 
 
 def lint(directory: str | None = None) -> list[str]:

@@ -193,6 +193,16 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         "rules.yaml: spec_version '9.9.9' differs from openapi.yaml info.version",
     ),
     (
+        "rules-uncited-section",
+        _edit_yaml(
+            "rules.yaml",
+            lambda d: d.update(rules=[
+                r for r in d["rules"] if not r["section"].startswith("sse-contract.yaml#/x-shutdown")
+            ]),
+        ),
+        "sse-contract.yaml#/x-shutdown: no rule in rules.yaml cites this section",
+    ),
+    (
         "missing-file",
         lambda folder: (folder / "filter.schema.json").unlink(),
         "filter.schema.json: missing",
