@@ -197,7 +197,8 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         _edit_yaml(
             "rules.yaml",
             lambda d: d.update(rules=[
-                r for r in d["rules"] if not r["section"].startswith("sse-contract.yaml#/x-shutdown")
+                r for r in d["rules"]
+                if not r["section"].startswith("sse-contract.yaml#/x-shutdown")
             ]),
         ),
         "sse-contract.yaml#/x-shutdown: no rule in rules.yaml cites this section",
