@@ -29,7 +29,7 @@ from dualstore_reference.problems import Problem
 from dualstore_reference.security.stream_slots import Slot
 from dualstore_reference.store import documents as stored
 from dualstore_reference.store import sequence
-from dualstore_reference.stream import sse, tokens
+from dualstore_reference.stream import pacing, sse, tokens
 from dualstore_reference.stream.hub import Hub, Subscription, SubscriptionClosed
 from dualstore_reference.stream.matcher import Predicate, UnsupportedQuery, compile_query
 from dualstore_reference.stream.service import StreamService
@@ -230,9 +230,19 @@ class StreamResource:
                     cursor = documents.find({"$and": conditions}).sort(
                         sequence.SEQ_FIELD, 1
                     ).batch_size(REPLAY_BATCH)
-                    async for document in cursor:
+                    # A selective filter over a long history can scan for longer than the
+                    # heartbeat interval between matches: heartbeats go out meanwhile.
+                    async for document in pacing.paced(
+                        aiter(cursor), lambda: stream.progress + heartbeat
+                    ):
                         if stream.closed or stream.service.stopping.is_set():
                             return  # client gone or server stopping: end at an event boundary
+                        if document is None:
+                            yield sse.heartbeat()
+                            last_sent = stream.progress = time.monotonic()
+                            if self.metrics is not None:
+                                self.metrics.event_sent(collection, "heartbeat")
+                            continue
                         seq = int(document[sequence.SEQ_FIELD])
                         yield _encode(seq, document)
                         sent_events += 1
