@@ -209,10 +209,16 @@ class StreamResource:
         heartbeat = config.heartbeat_seconds
         documents = stream.service.database[collection]
         sent_events = 0
+
+        def sent(kind: str) -> None:
+            """Something went out: the heartbeat clock and the stall watch restart."""
+            stream.progress = time.monotonic()
+            if self.metrics is not None:
+                self.metrics.event_sent(collection, kind)
+
         try:
             yield sse.retry(config.retry_ms) + sse.heartbeat()
-            last_sent = time.monotonic()
-            stream.progress = last_sent
+            stream.progress = time.monotonic()
             resume = stream.resume
             position = resume.after_seq if resume.after_seq is not None else 0
             if not resume.live_only:
@@ -239,16 +245,12 @@ class StreamResource:
                             return  # client gone or server stopping: end at an event boundary
                         if document is None:
                             yield sse.heartbeat()
-                            last_sent = stream.progress = time.monotonic()
-                            if self.metrics is not None:
-                                self.metrics.event_sent(collection, "heartbeat")
+                            sent("heartbeat")
                             continue
                         seq = int(document[sequence.SEQ_FIELD])
                         yield _encode(seq, document)
                         sent_events += 1
-                        last_sent = stream.progress = time.monotonic()
-                        if self.metrics is not None:
-                            self.metrics.event_sent(collection, "insert")
+                        sent("insert")
                     position = join
                     first = False
                     if not stream.subscription.overflowed:
@@ -261,13 +263,11 @@ class StreamResource:
             while True:
                 if stream.service.stopping.is_set() and stream.subscription.pending() == 0:
                     return
-                timeout = last_sent + heartbeat - time.monotonic()
+                timeout = stream.progress + heartbeat - time.monotonic()
                 item = await stream.subscription.get(max(timeout, 0.0))
                 if item is None:
                     yield sse.heartbeat()
-                    last_sent = stream.progress = time.monotonic()
-                    if self.metrics is not None:
-                        self.metrics.event_sent(collection, "heartbeat")
+                    sent("heartbeat")
                     continue
                 seq, document = item
                 if seq <= position or seq in stream.skip:
@@ -275,9 +275,7 @@ class StreamResource:
                 position = seq
                 yield stream.hub.frame(seq, functools.partial(_encode, seq, document))
                 sent_events += 1
-                last_sent = stream.progress = time.monotonic()
-                if self.metrics is not None:
-                    self.metrics.event_sent(collection, "insert")
+                sent("insert")
         except SubscriptionClosed as closed:
             log.debug("stream on %s ended: %s", collection, closed.reason)
         except PyMongoError as error:
