@@ -222,13 +222,12 @@ def unknown_id_200(app: ASGIApp, settings: Settings) -> ASGIApp:
     return rewrite_response(app, rewrite)
 
 
-@fault("rest-search-unordered")
-def search_unordered(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """Search hits come back worst first (sorted ascending by score)."""
+def reverse_items(app: ASGIApp, path: re.Pattern[str]) -> ASGIApp:
+    """Answers on path list their ``items`` in reverse order."""
 
     def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
         value = json_body(headers, body)
-        if SEARCH_PATH.match(_path(scope)) and isinstance(value, dict):
+        if path.match(_path(scope)) and isinstance(value, dict):
             items = value.get("items")
             if isinstance(items, list):
                 value["items"] = list(reversed(items))
@@ -236,6 +235,12 @@ def search_unordered(app: ASGIApp, settings: Settings) -> ASGIApp:
         return status, headers, body
 
     return rewrite_response(app, rewrite)
+
+
+@fault("rest-search-unordered")
+def search_unordered(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """Search hits come back worst first (sorted ascending by score)."""
+    return reverse_items(app, SEARCH_PATH)
 
 
 @fault("rest-idempotency-ignored")
@@ -304,17 +309,7 @@ def location_missing(app: ASGIApp, settings: Settings) -> ASGIApp:
 @fault("rest-recent-oldest-first")
 def recent_oldest_first(app: ASGIApp, settings: Settings) -> ASGIApp:
     """recent lists each page oldest first (sort direction flipped)."""
-
-    def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
-        value = json_body(headers, body)
-        if RECENT_PATH.match(_path(scope)) and isinstance(value, dict):
-            items = value.get("items")
-            if isinstance(items, list):
-                value["items"] = list(reversed(items))
-                return status, headers, dump(value)
-        return status, headers, body
-
-    return rewrite_response(app, rewrite)
+    return reverse_items(app, RECENT_PATH)
 
 
 @fault("rest-validation-lenient")
