@@ -117,6 +117,19 @@ def test_a_distinctive_word_keeps_its_weight_despite_bucket_collisions() -> None
     assert 0.45 < float(np.mean(scores)) < 0.65
 
 
+def test_the_word_cache_is_bounded_and_does_not_change_vectors() -> None:
+    """A steady stream of new words (ids, numbers) must not grow the worker for ever."""
+    embedder = HashingEmbedder(64)
+    texts = [f"note {number} tag{number:06d} shared words"
+             for number in range(3 * embedders.WORD_CACHE_SIZE)]
+    embedders._word_part.cache_clear()
+    cached = embedder.embed(texts)
+    assert embedders._word_part.cache_info().currsize == embedders.WORD_CACHE_SIZE
+    embedders._word_part.cache_clear()
+    fresh = np.vstack([embedder.embed([text]) for text in texts[:50]])
+    assert np.array_equal(cached[:50], fresh)
+
+
 def test_hashing_is_case_and_width_insensitive_and_phrases_count() -> None:
     embedder = HashingEmbedder(256)
     lower, upper, phrase, scattered = embedder.embed(

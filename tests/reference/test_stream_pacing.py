@@ -24,11 +24,11 @@ async def scripted(delays: list[float], log: list[str]) -> AsyncIterator[int]:
 
 
 async def consume(delays: list[float], interval: float) -> list[int | None]:
-    last_sent = time.monotonic()
+    last_sent = [time.monotonic()]
     received: list[int | None] = []
-    async for item in paced(scripted(delays, []), lambda: last_sent + interval):
+    async for item in paced(scripted(delays, []), lambda: last_sent[0] + interval):
         received.append(item)
-        last_sent = time.monotonic()
+        last_sent[0] = time.monotonic()
     return received
 
 

@@ -131,7 +131,13 @@ def _sparse(weighted: list[tuple[str, float]], dim: int) -> Sparse:
     return np.asarray(indices, dtype=np.intp), np.asarray(weights, dtype=np.float64)
 
 
-@lru_cache(maxsize=65_536)
+WORD_CACHE_SIZE = 4096
+"""Words whose features are kept computed. An entry costs about 1 KiB, so the cache stays
+under about 4 MiB per worker; a larger one looked like a leak under a steady write load
+(every new word adds an entry until the bound)."""
+
+
+@lru_cache(maxsize=WORD_CACHE_SIZE)
 def _word_part(word: str, dim: int) -> Sparse:
     indices, weights = _sparse(word_features(word), dim)
     indices.setflags(write=False)  # shared through the cache

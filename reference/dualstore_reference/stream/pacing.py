@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-async def paced(source: AsyncIterator[T], due: Callable[[], float]) -> AsyncIterator[T | None]:
+async def paced(
+    source: AsyncIterator[T], due: Callable[[], float]
+) -> AsyncGenerator[T | None, None]:
     """The items of ``source`` in order, plus ``None`` each time ``due()`` (a
     ``time.monotonic()`` instant, read again after every yield) passes while the source is
     still working on its next item: the caller sends a heartbeat then.
