@@ -111,6 +111,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or read from /v1/health, else 15)")
     parser.add_argument("--server-pid", type=int, action="append", default=[],
                         help="with --url: sample this local process's RSS (repeatable)")
+    parser.add_argument("--memory-per-document", metavar="BYTES",
+                        help="memory the server may keep per stored document, summed over "
+                        "its processes (e.g. 3KiB: a vector index entry per worker); added "
+                        "to the memory gate's margin for each document written after "
+                        "warm-up (default: 0 with --url; the started reference's stated "
+                        "index cost otherwise)")
 
 
 @dataclass
@@ -128,6 +134,8 @@ class Plan:
     token: str
     smoke: bool
     server_pids: list[int] = field(default_factory=list)
+    memory_per_document: float = 0.0
+    """Bytes of RSS the server may keep per stored document (all its processes)."""
 
     @property
     def writers(self) -> int:
@@ -148,6 +156,25 @@ class Plan:
     def drain(self) -> float:
         """Writers stop this long before the end so that every stream can catch up."""
         return min(10.0, max(3.0, 0.1 * self.duration))
+
+
+REFERENCE_WORKERS = 2
+REFERENCE_INDEX_BYTES_PER_DOCUMENT = 1536
+"""Per worker: the reference's in-memory vector index costs 1.26 x the raw float32 vector
+per document (about 1.3 KiB at the default 256 dimensions; measured by
+reference/benchmarks/bench_index_memory.py); budgeted at 1.5 x, 1.5 KiB."""
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb)?\s*", re.IGNORECASE)
+
+
+def parse_size(text: str) -> float:
+    """'3072', '3KiB', '1.5 MiB' -> bytes (KiB/KB = 1024, MiB/MB = 1024**2); ValueError else."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a size: {text!r} (use e.g. 3072, 3KiB or 1MiB)")
+    unit = (match.group(2) or "b").lower()
+    return float(match.group(1)) * {"b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2,
+                                    "mb": 1024**2}[unit]
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
@@ -178,9 +205,18 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     if url is None and not token:
         token = secrets.token_urlsafe(24)
     heartbeat = args.heartbeat or (profile.heartbeat if url is None else 0.0)
+    if args.memory_per_document is not None:
+        try:
+            per_document = parse_size(args.memory_per_document)
+        except ValueError as error:
+            raise _usage_error(f"--memory-per-document: {error}") from None
+    else:
+        per_document = (0.0 if url is not None
+                        else float(REFERENCE_WORKERS * REFERENCE_INDEX_BYTES_PER_DOCUMENT))
     return Plan(users=users, duration=duration, writers_rate=rate, heartbeat=heartbeat,
                 processes=args.processes, collection=args.collection, report_dir=report_dir,
-                url=url, token=token, smoke=args.smoke, server_pids=list(args.server_pid))
+                url=url, token=token, smoke=args.smoke, server_pids=list(args.server_pid),
+                memory_per_document=per_document)
 
 
 def server_heartbeat(url: str, token: str) -> float | None:
@@ -259,7 +295,10 @@ def summarize(plan: Plan, run_id: str, records: Path,
     data = gates.collect(read_records(records), run_end=ended)
     result = gates.delivery(data.commits, data.subscriptions)
     totals = [(t, float(sum(by_pid.values()))) for t, by_pid in samples]
-    trend = gates.memory_trend(totals, plan.warmup) if totals else None
+    trend = gates.memory_trend(
+        totals, plan.warmup, commit_times=[c.commit for c in data.commits],
+        bytes_per_document=plan.memory_per_document,
+    ) if totals else None
     verdicts = gates.evaluate_gates(
         result, server_errors=data.server_errors, max_gap=data.max_gap,
         heartbeat=plan.heartbeat, memory=trend, commits=len(data.commits),
@@ -336,6 +375,11 @@ def summarize(plan: Plan, run_id: str, records: Path,
             "trend_limit_mib": None if trend is None else _mib(trend.allowed_bytes),
             "slope_kib_per_minute": None if trend is None
             else round(trend.slope_bytes_per_second * 60 / 1024, 1),
+            "documents_in_window": None if trend is None else trend.documents,
+            "allowed_bytes_per_document": plan.memory_per_document,
+            "data_allowance_mib": None if trend is None else _mib(trend.data_allowance_bytes),
+            "growth_bytes_per_document": None if trend is None or not trend.documents
+            else round(trend.growth_bytes / trend.documents),
         },
         "locust": {"exit_code": locust_exit, "csv_prefix": "locust", "html": "locust.html",
                    "json": "locust.json", "log": "locust.log"},
@@ -380,7 +424,7 @@ def _start_reference(plan: Plan) -> Any:
     faults = os.environ.get("DUALSTORE_FAULTS")
     if faults:  # test-only fault injection (the mutant catalogue): prove the gates fail
         env["DUALSTORE_FAULTS"] = faults
-    return start_reference(env=env, workers=2)
+    return start_reference(env=env, workers=REFERENCE_WORKERS)
 
 
 def _keep_server_log(server: Any, target: Path) -> None:
@@ -403,7 +447,8 @@ def execute(plan: Plan, argv: Sequence[str] = (),
     url = plan.url
     try:
         if url is None:
-            print(f"starting the reference (2 workers, heartbeat {plan.heartbeat:g} s) ...")
+            print(f"starting the reference ({REFERENCE_WORKERS} workers, "
+                  f"heartbeat {plan.heartbeat:g} s) ...")
             server = _start_reference(plan)
             url = str(server.url).rstrip("/")
             pids = server.pids

@@ -184,16 +184,24 @@ class MemoryTrend:
     allowed_bytes: float
     slope_bytes_per_second: float
     passed: bool
+    documents: int = 0
+    """Documents committed inside the window."""
+    data_allowance_bytes: float = 0.0
+    """The part of allowed_bytes that is stored data: documents x bytes per document."""
 
 
 def memory_trend(samples: Sequence[tuple[float, float]], warmup_seconds: float,
                  margin_bytes: float = MEMORY_MARGIN_BYTES,
-                 margin_ratio: float = MEMORY_MARGIN_RATIO) -> MemoryTrend | None:
+                 margin_ratio: float = MEMORY_MARGIN_RATIO,
+                 commit_times: Sequence[float] = (),
+                 bytes_per_document: float = 0.0) -> MemoryTrend | None:
     """Judge memory growth on the trend after warm-up; None when there are too few samples.
 
     ``samples`` are (time, RSS bytes). The window starts ``warmup_seconds`` after the first
     sample. Growth = least-squares slope x window length; it must not exceed
-    max(margin_bytes, margin_ratio x fitted RSS at the window start).
+    max(margin_bytes, margin_ratio x fitted RSS at the window start) plus the memory the
+    server may keep per stored document (``bytes_per_document``, e.g. a vector index entry)
+    times the documents committed inside the window (``commit_times``).
     """
     if not samples:
         return None
@@ -209,10 +217,13 @@ def memory_trend(samples: Sequence[tuple[float, float]], warmup_seconds: float,
     slope, intercept = np.polyfit(times - times[0], values, 1)
     growth = float(slope) * duration
     start = float(intercept)
-    allowed = max(margin_bytes, margin_ratio * start)
+    documents = sum(1 for t in commit_times if times[0] <= t <= times[-1])
+    data = documents * max(0.0, bytes_per_document)
+    allowed = max(margin_bytes, margin_ratio * start) + data
     return MemoryTrend(
         samples=len(window), window_seconds=duration, start_bytes=start, growth_bytes=growth,
         allowed_bytes=allowed, slope_bytes_per_second=float(slope), passed=growth <= allowed,
+        documents=documents, data_allowance_bytes=data,
     )
 
 
@@ -284,7 +295,10 @@ def evaluate_gates(result: DeliveryResult, *, server_errors: int, max_gap: float
             "no memory growth", memory.passed, round(memory.growth_bytes / MIB, 2),
             round(memory.allowed_bytes / MIB, 2),
             f"MiB: least-squares RSS slope x {memory.window_seconds:.0f} s post-warm-up "
-            f"window, limit max(20 MiB, 10 % of {memory.start_bytes / MIB:.1f} MiB)",
+            f"window, limit max(20 MiB, 10 % of {memory.start_bytes / MIB:.1f} MiB)"
+            + (f" + {memory.documents} documents stored in the window x "
+               f"{memory.data_allowance_bytes / memory.documents:.0f} bytes"
+               if memory.data_allowance_bytes > 0 and memory.documents else ""),
         ))
     return gates
 

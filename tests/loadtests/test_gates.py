@@ -193,6 +193,25 @@ def test_memory_margin_is_the_larger_of_20_mib_and_10_percent() -> None:
     assert big.passed  # +89 MiB on ~1 GiB
 
 
+def test_stored_documents_may_grow_memory_by_their_stated_cost_and_no_more() -> None:
+    """An index that keeps 3 KiB per document passes with a 3 KiB budget, not without one;
+    a leak on top of it still fails, and writes during warm-up are not counted."""
+    per_second, cost = 10, 3 * 1024
+    samples = rss_series(900, 200 * MIB, per_second * cost, 2 * MIB)  # ~25 MiB after warm-up
+    writes = [1000.0 + i / per_second for i in range(900 * per_second)]
+    strict = gates.memory_trend(samples, warmup_seconds=60, commit_times=writes)
+    assert strict is not None and not strict.passed and strict.data_allowance_bytes == 0
+    budget = gates.memory_trend(samples, warmup_seconds=60, commit_times=writes,
+                                bytes_per_document=cost)
+    assert budget is not None and budget.passed
+    assert budget.documents == pytest.approx(839 * per_second, abs=per_second)
+    assert budget.data_allowance_bytes == budget.documents * cost
+    leaking = rss_series(900, 200 * MIB, per_second * cost + 0.1 * MIB, 2 * MIB)
+    leak = gates.memory_trend(leaking, warmup_seconds=60, commit_times=writes,
+                              bytes_per_document=cost)
+    assert leak is not None and not leak.passed  # +84 MiB of leak beyond the budget
+
+
 def test_memory_gate_skipped_without_samples_but_fails_with_too_few() -> None:
     assert gates.memory_trend([], warmup_seconds=5) is None
     assert gates.memory_trend([(0.0, 1.0), (10.0, 2.0)], warmup_seconds=5) is None
