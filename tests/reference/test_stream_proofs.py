@@ -57,14 +57,28 @@ def reference(db: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory
 
 
 async def open_on_each_worker(url: str, count: int, paths: list[str]) -> list[RawStream]:
-    """Open streams (paths[i] for the i-th) until both workers serve at least one."""
-    for _ in range(10):
-        streams = [await RawStream.open(url + paths[i % len(paths)]) for i in range(count)]
-        assert all(s.status == 200 for s in streams)
+    """Open streams (paths[i] for the i-th) until both workers serve at least one.
+
+    Which worker accepts a connection is the kernel's and the workers' business; on a busy
+    machine one may take many in a row, so one stream at a time is reopened until the
+    other worker takes one.
+    """
+
+    async def opened(i: int) -> RawStream:
+        stream = await RawStream.open(url + paths[i % len(paths)])
+        assert stream.status == 200
+        return stream
+
+    streams = [await opened(i) for i in range(count)]
+    for attempt in range(100):
         if len({s.headers.get("x-dualstore-worker") for s in streams}) >= 2:
             return streams
-        for stream in streams:
-            await stream.aclose()
+        slot = attempt % count
+        await streams[slot].aclose()
+        await asyncio.sleep(0.05)
+        streams[slot] = await opened(slot)
+    for stream in streams:
+        await stream.aclose()
     raise AssertionError("could not get streams on both workers")
 
 
