@@ -65,6 +65,11 @@ class Row:
         """Checks that failed or errored."""
         return set(self.failed) | set(self.errors)
 
+    def unlisted(self) -> set[str]:
+        """Failing checks the catalogue lists for this row neither as broken, collateral
+        nor as an allowed finding (what a wrong verdict has to explain)."""
+        return self.failing() - set(self.breaks) - set(self.collateral) - set(self.findings)
+
     def verdict(self, ignore: frozenset[str] | set[str] = frozenset()) -> str:
         """killed / survived / passed / false-alarm / stray / error (see the doc's legend).
 
