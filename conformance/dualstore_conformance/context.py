@@ -16,7 +16,7 @@ import httpx
 
 from dualstore_conformance import client as http
 from dualstore_conformance.model import Failure, Target
-from dualstore_conformance.registry import CheckFailed, CheckSkipped
+from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.sse import Comment, Event, SSEParser
 
 DEFAULT_LIMITS: dict[str, Any] = {
@@ -260,9 +260,13 @@ class CheckContext:
             )
         )
 
-    def skip(self, reason: str) -> NoReturn:
-        """Stop the check as not applicable to this target."""
-        raise CheckSkipped(reason)
+    def skip(self, reason: str, why: str = "not-applicable") -> NoReturn:
+        """Stop the check as not judged: ``not-applicable`` or ``not-configured``."""
+        raise CheckSkipped(reason, why)
+
+    def unobserved(self, reason: str) -> NoReturn:
+        """Stop the check as undecided: it could not observe what it needs (an error)."""
+        raise CheckUnobserved(reason)
 
     def scaled(self, seconds: float) -> float:
         """seconds x --timeout-multiplier."""

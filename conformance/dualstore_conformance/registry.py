@@ -24,7 +24,24 @@ class CheckFailed(Exception):
 
 
 class CheckSkipped(Exception):
-    """Raised by a check that does not apply to this target (the reason is the message)."""
+    """Raised by a check that was not judged (the reason is the message).
+
+    ``why`` says which kind of "not judged": ``not-applicable`` (the target lacks the
+    optional feature the check is about) or ``not-configured`` (the run was not given
+    something it needs, such as a token or an allowed CORS origin).
+    """
+
+    def __init__(self, reason: str, why: str = "not-applicable") -> None:
+        super().__init__(reason)
+        self.why = why
+
+
+class CheckUnobserved(Exception):
+    """Raised by a check that could not observe what it needs to decide (verdict: error).
+
+    A check that saw nothing has not passed: zero events received, every attempt rate
+    limited, a measurement that cannot tell the outcomes apart.
+    """
 
 
 @dataclass(frozen=True)
