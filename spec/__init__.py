@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,20 @@ RULES_FILE = "rules.yaml"
 META_SCHEMA_DIR = "meta-schemas"
 
 
+SPEC_DIR_ENV = "DUALSTORE_SPEC_DIR"
+"""When set, the folder of the spec to read instead (a spec under revision; tests)."""
+
+
+def folder() -> Path:
+    """The spec folder in use: ``$DUALSTORE_SPEC_DIR`` when set, else the installed one."""
+    override = os.environ.get(SPEC_DIR_ENV)
+    return Path(override).resolve() if override else SPEC_DIR
+
+
 def path(name: str = "") -> Path:
     """Absolute path of a spec file (or of the spec folder with no name)."""
-    return SPEC_DIR / name if name else SPEC_DIR
+    base = folder()
+    return base / name if name else base
 
 
 YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,7 +47,7 @@ def load_text(name: str, text: str) -> Any:
 
 
 def _load(name: str) -> Any:
-    return load_text(name, (SPEC_DIR / name).read_text(encoding="utf-8"))
+    return load_text(name, path(name).read_text(encoding="utf-8"))
 
 
 @functools.cache
