@@ -421,9 +421,6 @@ def _start_reference(plan: Plan) -> Any:
         # the subscriber count (leaving rate limits at their production defaults).
         "STREAM_CAP_PER_IP": str(plan.users + 20),
     }
-    faults = os.environ.get("DUALSTORE_FAULTS")
-    if faults:  # test-only fault injection (the mutant catalogue): prove the gates fail
-        env["DUALSTORE_FAULTS"] = faults
     return start_reference(env=env, workers=REFERENCE_WORKERS)
 
 

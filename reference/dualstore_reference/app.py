@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import time
@@ -336,14 +335,6 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     if not ui_registered:
         app.add_route("/v1/ui/", UIDisabled())
         app.add_route("/v1/ui/{name}", UIDisabled(), suffix="file")
-    if settings.faults:
-        try:
-            faults = importlib.import_module(f"{__package__}.faults")
-        except ImportError:
-            log.warning("DUALSTORE_FAULTS set but the faults module is missing")
-        else:
-            wrapped: falcon.asgi.App[Any, Any] = faults.wrap(app, settings)
-            return wrapped
     return app
 
 

@@ -92,8 +92,10 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def gunicorn_command(settings: Settings, graceful_timeout: float) -> list[str]:
-    """The gunicorn command line for these settings."""
+def gunicorn_command(
+    settings: Settings, graceful_timeout: float, app_factory: str = APP_FACTORY
+) -> list[str]:
+    """The gunicorn command line for these settings (app_factory: ``module:callable(...)``)."""
     return [
         sys.executable, "-m", "gunicorn",
         "--worker-class", WORKER_CLASS,
@@ -106,15 +108,18 @@ def gunicorn_command(settings: Settings, graceful_timeout: float) -> list[str]:
         "--access-logfile", "-",
         "--error-logfile", "-",
         "--config", "python:dualstore_reference.gunicorn_conf",
-        APP_FACTORY,
+        app_factory,
     ]  # fmt: skip
 
 
 class Supervisor:
     """Runs the database (when embedded) and gunicorn until a signal or gunicorn exits."""
 
-    def __init__(self, settings: Settings, graceful_timeout: float) -> None:
+    def __init__(
+        self, settings: Settings, graceful_timeout: float, app_factory: str = APP_FACTORY
+    ) -> None:
         self.settings = settings
+        self.app_factory = app_factory
         self.graceful_timeout = graceful_timeout
         self.database: EmbeddedDatabase | None = None
         self.gunicorn: subprocess.Popen[bytes] | None = None
@@ -168,7 +173,7 @@ class Supervisor:
             if self.stopping:
                 return 0
             self.gunicorn = subprocess.Popen(
-                gunicorn_command(self.settings, self.graceful_timeout), env=env
+                gunicorn_command(self.settings, self.graceful_timeout, self.app_factory), env=env
             )
             while self.gunicorn.poll() is None:
                 time.sleep(SUPERVISE_SECONDS)
@@ -190,8 +195,11 @@ class Supervisor:
                 signal.signal(sig, handler)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``dualstore serve``: bad configuration is one line and exit code 2."""
+def run(args: argparse.Namespace, app_factory: str = APP_FACTORY) -> int:
+    """Entry point of ``dualstore serve``: bad configuration is one line and exit code 2.
+
+    app_factory is the gunicorn app spec the workers import (the reference's by default).
+    """
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s serve %(levelname)s %(message)s"
     )
@@ -199,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         if args.graceful_timeout <= 0:
             raise ServeError("--graceful-timeout must be > 0")
-        return Supervisor(settings, args.graceful_timeout).run()
+        return Supervisor(settings, args.graceful_timeout, app_factory).run()
     except ServeError as error:
         print(f"dualstore serve: error: {error}", file=sys.stderr)
         return 2

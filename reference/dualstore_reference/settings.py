@@ -50,7 +50,6 @@ class Settings:
     vector_metric: str = "cosine"
     """hnswlib space: cosine (default), ip (inner product) or l2 (scores are then -distance)."""
     ui_enabled: bool = False
-    faults: tuple[str, ...] = ()
     debug_headers: bool = False
     """Test-only: add ``X-Dualstore-Worker: <pid>`` to responses (DUALSTORE_DEBUG_HEADERS=1)."""
     max_body_bytes: int = MAX_BODY_BYTES
@@ -225,7 +224,6 @@ _PARSERS: dict[str, tuple[Any, str]] = {
     "embedding_dim": (_int, "EMBEDDING_DIM"),
     "vector_metric": (str, "VECTOR_METRIC"),
     "ui_enabled": (_bool, "UI_ENABLED"),
-    "faults": (_csv, "DUALSTORE_FAULTS"),
     "debug_headers": (_bool, "DUALSTORE_DEBUG_HEADERS"),
 }
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))

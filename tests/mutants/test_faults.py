@@ -8,11 +8,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import dualstore_mutants as faults
 import pytest
 from dualstore_conformance.registry import load_all
 from dualstore_conformance.sse import parse
-from dualstore_reference import faults
-from dualstore_reference.faults.asgi import Message, Scope
+from dualstore_mutants.asgi import Message, Scope
 from dualstore_reference.stream import sse as frames
 
 FAMILIES = {"rest", "security", "sse"}
@@ -22,7 +22,6 @@ FAMILIES = {"rest", "security", "sse"}
 class FakeSettings:
     """The settings fields the faults read."""
 
-    faults: tuple[str, ...] = ()
     auth_tokens: tuple[str, ...] = ("secret-token",)
     max_body_bytes: int = 65536
 
@@ -69,7 +68,7 @@ def call(app: Any, path: str, method: str = "GET", query: bytes = b"",
 
 
 def wrapped(name: str, upstream: Upstream) -> Any:
-    return faults.wrap(upstream, FakeSettings(faults=(name,)))  # type: ignore[arg-type]
+    return faults.wrap(upstream, [name], FakeSettings())  # type: ignore[arg-type]
 
 
 def stream_of(*blocks: bytes) -> Upstream:
@@ -115,8 +114,10 @@ def test_the_load_test_finds_the_event_dropping_fault_first() -> None:
 
 
 def test_unknown_fault_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown DUALSTORE_FAULTS"):
-        faults.wrap(Upstream(), FakeSettings(faults=("no-such-fault",)))  # type: ignore[arg-type]
+    with pytest.raises(faults.FaultError, match="unknown fault no-such-fault"):
+        faults.wrap(Upstream(), ["no-such-fault"], FakeSettings())  # type: ignore[arg-type]
+    with pytest.raises(faults.FaultError, match="no fault named"):
+        faults.resolve([])
 
 
 # -- SSE rewrites -------------------------------------------------------------------------
@@ -246,15 +247,15 @@ def test_unknown_id_200_and_no_retry_after() -> None:
 
     del limited
     status, headers, _ = call(
-        faults.wrap(with_retry_after, FakeSettings(faults=("sec-429-no-retry-after",))),  # type: ignore[arg-type]
+        faults.wrap(with_retry_after, ["sec-429-no-retry-after"], FakeSettings()),  # type: ignore[arg-type]
         "/v1/c/recent",
     )
     assert status == 429 and b"retry-after" not in headers
 
 
 def test_body_cap_off_raises_the_configured_cap() -> None:
-    settings = FakeSettings(faults=("rest-body-cap-off",))
-    faults.wrap(Upstream(), settings)  # type: ignore[arg-type]
+    settings = FakeSettings()
+    faults.wrap(Upstream(), ["rest-body-cap-off"], settings)  # type: ignore[arg-type]
     assert settings.max_body_bytes == 16 * 65536
 
 

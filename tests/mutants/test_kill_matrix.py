@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from dualstore_reference.faults import CATALOGUE
-from dualstore_reference.faults.matrix import (
+from dualstore_mutants import CATALOGUE
+from dualstore_mutants.matrix import (
     BASELINE,
     Row,
     baseline_findings,

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dualstore_reference.faults import CATALOGUE
-from dualstore_reference.launcher import start_reference
+from dualstore_mutants import CATALOGUE
+from dualstore_mutants.launcher import start_mutant
 
 pytestmark = pytest.mark.slow
 TOKEN = "load-mutant-token"
@@ -20,8 +20,8 @@ GATE_WORDS = {"lost": ("lost", "deliver"), "memory": ("rss", "memory")}
 
 @pytest.mark.parametrize("name", LOAD_MUTANTS)
 def test_load_smoke_fails_against_the_mutant(name: str, tmp_path: Path) -> None:
-    env = {"AUTH_TOKEN": TOKEN, "SSE_HEARTBEAT_SECONDS": "1", "DUALSTORE_FAULTS": name}
-    with start_reference(env=env, workers=1, data_dir=tmp_path / "server") as server:
+    env = {"AUTH_TOKEN": TOKEN, "SSE_HEARTBEAT_SECONDS": "1"}
+    with start_mutant([name], env=env, workers=1, data_dir=tmp_path / "server") as server:
         pids = [str(p) for p in server.pids()]
         command = [sys.executable, "-m", "dualstore_conformance.cli", "load", "--smoke",
                    "--url", server.url, "--token", TOKEN, "--heartbeat", "1",

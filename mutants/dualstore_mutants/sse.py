@@ -31,7 +31,7 @@ from .asgi import (
 )
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from dualstore_reference.settings import Settings
 
 
 async def _same(block: bytes) -> list[bytes]:
@@ -277,7 +277,7 @@ def since_wins(app: ASGIApp, settings: Settings) -> ASGIApp:
 @fault("sse-malformed-token-accepted")
 def malformed_token_accepted(app: ASGIApp, settings: Settings) -> ASGIApp:
     """A malformed Last-Event-ID or since is treated as absent (live stream) instead of 400."""
-    from ..stream import tokens
+    from dualstore_reference.stream import tokens
 
     def change(scope: Scope) -> Scope:
         try:

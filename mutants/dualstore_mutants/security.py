@@ -26,7 +26,7 @@ from .asgi import (
 )
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from dualstore_reference.settings import Settings
 
 
 @fault("sec-stream-auth-off")

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Test-only fault injection (``DUALSTORE_FAULTS``): the mutant catalogue and ``wrap``."""
+"""Test-only mutants of the reference (never installed): the catalogue, the registry, ``wrap``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,7 +12,7 @@ import yaml
 from .asgi import ASGIApp
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from dualstore_reference.settings import Settings
 
 FaultFactory = Callable[[ASGIApp, "Settings"], ASGIApp]
 FAULTS: dict[str, FaultFactory] = {}
@@ -46,12 +46,23 @@ CATALOGUE: dict[str, dict[str, Any]] = load_catalogue()
 from . import rest, security, sse  # noqa: E402,F401  (registration side effects)
 
 
-def wrap(app: Any, settings: Settings) -> Any:
-    """app wrapped by every fault named in settings.faults (the first listed is outermost)."""
-    unknown = [name for name in settings.faults if name not in FAULTS]
+class FaultError(ValueError):
+    """A fault name that is not registered (or a catalogue entry without a factory)."""
+
+
+def resolve(names: Sequence[str]) -> list[FaultFactory]:
+    """The factories of names, in order; FaultError unless every name is known and loaded."""
+    if not names:
+        raise FaultError("no fault named")
+    unknown = [name for name in names if name not in FAULTS]
     if unknown:
-        raise ValueError(f"unknown DUALSTORE_FAULTS {unknown}; known: {sorted(FAULTS)}")
+        raise FaultError(f"unknown fault {', '.join(unknown)}; known: {', '.join(sorted(FAULTS))}")
+    return [FAULTS[name] for name in names]
+
+
+def wrap(app: Any, names: Sequence[str], settings: Settings) -> Any:
+    """app wrapped by every named fault (the first listed is outermost); FaultError if unknown."""
     wrapped: ASGIApp = app
-    for name in reversed(settings.faults):
-        wrapped = FAULTS[name](wrapped, settings)
+    for factory in reversed(resolve(names)):
+        wrapped = factory(wrapped, settings)
     return wrapped

@@ -28,7 +28,7 @@ from .asgi import (
 )
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from dualstore_reference.settings import Settings
 
 COLLECTION_PATH = re.compile(r"^/v1/[^/]+$")
 BY_ID_PATH = re.compile(r"^/v1/(?!health$|collections$)[^/]+/(?!recent$|search$|stream$)([^/]+)$")
@@ -161,7 +161,7 @@ def _decoded_filter(value: str) -> str:
 
 
 def _valid_filter(value: str) -> bool:
-    from ..store import filters
+    from dualstore_reference.store import filters
 
     try:
         filters.parse(value)
