@@ -24,7 +24,7 @@ from types import FrameType
 
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from .metrics import MULTIPROC_ENV
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, token_list
 
 HELP = "Run the reference server (gunicorn + uvicorn workers; embedded SecantusDB by default)."
 WORKER_CLASS = "dualstore_reference.worker.DualstoreWorker"
@@ -71,6 +71,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the command-line flags applied."""
     try:
+        tokens = None if args.auth_token is None else token_list(args.auth_token, "--auth-token")
         return Settings.from_env(
             os.environ,
             host=args.host,
@@ -78,7 +79,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             workers=args.workers,
             mongodb_uri=args.mongodb_uri,
             data_dir=args.data_dir,
-            auth_tokens=_csv(args.auth_token),
+            auth_tokens=tokens,
             cors_origins=_csv(args.cors_origin),
             collections=_csv(args.collections),
             sse_heartbeat_seconds=args.heartbeat_seconds,
@@ -207,6 +208,12 @@ def run(args: argparse.Namespace, app_factory: str = APP_FACTORY) -> int:
         settings = settings_from_args(args)
         if args.graceful_timeout <= 0:
             raise ServeError("--graceful-timeout must be > 0")
+        if settings.auth_required:
+            log.info("authentication on: %d bearer token(s) accepted", len(settings.auth_tokens))
+        else:
+            log.warning(
+                "authentication OFF: AUTH_TOKEN is unset, every route answers without a token"
+            )
         return Supervisor(settings, args.graceful_timeout, app_factory).run()
     except ServeError as error:
         print(f"dualstore serve: error: {error}", file=sys.stderr)

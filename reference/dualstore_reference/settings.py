@@ -77,6 +77,9 @@ class Settings:
         values: dict[str, Any] = {}
         for name, (parse, variable) in _PARSERS.items():
             raw = source.get(variable)
+            if name in _FAIL_CLOSED and raw is not None:
+                values[name] = token_list(raw, variable)
+                continue
             if raw is None or raw.strip() == "":
                 continue
             try:
@@ -98,8 +101,8 @@ class Settings:
         env: dict[str, str] = {}
         for name, (_, variable) in _PARSERS.items():
             value = getattr(self, name)
-            if value is None:
-                continue
+            if value is None or (name in _FAIL_CLOSED and not value):
+                continue  # auth off is the variable unset, never set to ""
             if isinstance(value, tuple):
                 env[variable] = ",".join(value)
             elif isinstance(value, bool):
@@ -177,6 +180,22 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def token_list(raw: str, variable: str) -> tuple[str, ...]:
+    """A secret list that fails closed: set but empty, or any empty entry, is an error.
+
+    Authentication is off only when the variable is unset (and no flag is given), so a
+    typo such as ``AUTH_TOKEN=","`` or ``--auth-token ""`` can never switch it off.
+    """
+    parts = tuple(part.strip() for part in raw.split(","))
+    if not any(parts):
+        raise SettingsError(
+            f"{variable}: set but empty; unset it to run without authentication"
+        )
+    if not all(parts):
+        raise SettingsError(f"{variable}: an entry of the comma-separated list is empty")
+    return parts
+
+
 def _int(raw: str) -> int:
     try:
         return int(raw)
@@ -227,3 +246,5 @@ _PARSERS: dict[str, tuple[Any, str]] = {
     "debug_headers": (_bool, "DUALSTORE_DEBUG_HEADERS"),
 }
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
+_FAIL_CLOSED = {"auth_tokens": "AUTH_TOKEN"}
+"""Security settings whose empty value is refused instead of meaning "off"."""

@@ -77,3 +77,33 @@ def test_bad_configuration_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("dualstore serve: error:"), lines
+
+
+def test_ambiguous_authentication_refuses_to_start(tmp_path: Path) -> None:
+    # Each of these once started a server that answered every route without a token.
+    env = {k: v for k, v in os.environ.items() if k not in launcher.SETTING_VARIABLES}
+    module = [sys.executable, "-m", "dualstore_reference.serve", "--data-dir", str(tmp_path)]
+    for extra, args, named in (
+        ({"AUTH_TOKEN": ","}, [], "AUTH_TOKEN"),
+        ({"AUTH_TOKEN": ""}, [], "AUTH_TOKEN"),
+        ({"AUTH_TOKEN": "secret,"}, [], "AUTH_TOKEN"),
+        ({"AUTH_TOKEN": "secret"}, ["--auth-token", ""], "--auth-token"),
+        ({}, ["--auth-token", ","], "--auth-token"),
+    ):
+        result = subprocess.run(
+            [*module, *args], env={**env, **extra}, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, (extra, args, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("dualstore serve: error:"), lines
+        assert named in lines[0], lines
+
+
+def test_authentication_off_is_logged_at_startup(tmp_path: Path) -> None:
+    with launcher.start_reference(workers=1, data_dir=tmp_path / "off") as server:
+        assert "authentication OFF" in server.log_path.read_text()
+    with launcher.start_reference(
+        env={"AUTH_TOKEN": "t"}, workers=1, data_dir=tmp_path / "on"
+    ) as server:
+        text = server.log_path.read_text()
+        assert "authentication OFF" not in text and "authentication on" in text

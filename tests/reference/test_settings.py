@@ -22,7 +22,7 @@ def test_defaults_match_the_documented_table() -> None:
 def test_environment_is_parsed_and_overrides_win() -> None:
     env = {
         "PORT": "8080",
-        "AUTH_TOKEN": "a, b ,",
+        "AUTH_TOKEN": "a, b ",
         "CORS_ORIGIN": "http://x.example,https://y.example:8443",
         "COLLECTIONS": "one,two",
         "UI_ENABLED": "true",
@@ -61,3 +61,17 @@ def test_environment_is_parsed_and_overrides_win() -> None:
 def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("value", [",", " , ", "", "   ", "a,,b", "a,", ",a"])
+def test_an_empty_token_entry_refuses_to_start(value: str) -> None:
+    # Fail closed: AUTH_TOKEN="," once started a server with no authentication at all.
+    with pytest.raises(SettingsError, match="AUTH_TOKEN"):
+        Settings.from_env({"AUTH_TOKEN": value})
+
+
+def test_auth_is_off_only_when_the_variable_is_unset() -> None:
+    assert not Settings.from_env({}).auth_required
+    assert "AUTH_TOKEN" not in Settings.from_env({}).to_env()
+    on = Settings.from_env({"AUTH_TOKEN": "t1,t2"})
+    assert on.auth_tokens == ("t1", "t2") and on.to_env()["AUTH_TOKEN"] == "t1,t2"
