@@ -13,8 +13,8 @@ from bson import ObjectId
 from dualstore_reference.security.auth import matches_any
 from dualstore_reference.security.client_ip import client_ip, parse_networks
 from dualstore_reference.security.ratelimit import TokenBuckets
-from dualstore_reference.store import idempotency
-from dualstore_reference.store.documents import CursorError, decode_cursor, encode_cursor, to_api
+from dualstore_reference.store import cursors, idempotency
+from dualstore_reference.store.documents import CursorError, cursor_position, to_api
 
 
 def test_to_api_hides_internal_fields_and_shapes_legacy_documents() -> None:
@@ -37,11 +37,30 @@ def test_to_api_hides_internal_fields_and_shapes_legacy_documents() -> None:
 
 def test_cursor_round_trip_and_rejection() -> None:
     document = {"timestamp": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "_seq": 42}
-    cursor = encode_cursor(document)
-    assert decode_cursor(cursor) == (1767225600000, 42)
-    for bad in ("", "a b", "e30", "eyJ0IjoxLCJzIjoiMiJ9", "x" * 300):
+    key, bound = b"k" * 32, cursors.scope("c", {"metadata.a": 1})
+    cursor = cursors.encode(key, bound, *cursor_position(document))
+    assert cursors.decode(key, bound, cursor) == (1767225600000, 42)
+    assert len(cursor) <= 512
+    for bad in ("", "a b", "e30", "eyJ0IjoxLCJzIjoiMiJ9", "x" * 300, "x" * 513):
         with pytest.raises(CursorError):
-            decode_cursor(bad)
+            cursors.decode(key, bound, bad)
+
+
+def test_cursor_is_tamper_evident_and_bound_to_its_query() -> None:
+    key, bound = b"k" * 32, cursors.scope("c", {"metadata.a": 1})
+    cursor = cursors.encode(key, bound, 1767225600000, 42)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for index in range(len(cursor)):  # every single-character edit, the last one included
+        for other in alphabet.replace(cursor[index], "")[:8]:
+            with pytest.raises(CursorError):
+                cursors.decode(key, bound, cursor[:index] + other + cursor[index + 1:])
+    for wrong_key, wrong_bound in ((b"j" * 32, bound), (key, cursors.scope("c", None)),
+                                   (key, cursors.scope("d", {"metadata.a": 1}))):
+        with pytest.raises(CursorError):
+            cursors.decode(wrong_key, wrong_bound, cursor)
+    # A position past int64 cannot be forged (the tag), and is refused even if signed.
+    with pytest.raises(CursorError):
+        cursors.decode(key, bound, cursors.encode(key, bound, 0, 2**64))
 
 
 def test_idempotency_digest_ignores_key_order_but_not_values() -> None:

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import math
 import re
 import uuid
@@ -19,8 +16,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from . import idempotency, sequence, timestamps
+from . import cursors, idempotency, sequence, timestamps
 from .batching import InsertBatcher
+from .cursors import CursorError as CursorError  # re-exported: the API maps it to 400
 
 Document = dict[str, Any]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -33,10 +31,10 @@ RECENT_WINDOWS = (
     dt.timedelta(days=366),
 )
 """Time windows tried below the anchor before the unbounded query (see recent())."""
-
-
-class CursorError(ValueError):
-    """A recent-page cursor that this server did not issue."""
+INT64_MAX = 2**63 - 1
+"""Largest ``_seq`` a cursor may carry (BSON int64); beyond it the cursor is invalid."""
+EPOCH_MS_RANGE = (-62135596800000, 253402300799999)
+"""Epoch milliseconds of 0001-01-01 and 9999-12-31T23:59:59.999Z (datetime's range)."""
 
 
 @dataclass(frozen=True)
@@ -93,31 +91,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def encode_cursor(document: Document) -> str:
-    """Opaque keyset cursor after document: base64url of {"t": epoch ms, "s": _seq}."""
+def cursor_position(document: Document) -> tuple[int, int]:
+    """(epoch ms, _seq) of a stored document: where a page that ends with it continues."""
     when = timestamps.to_datetime(document.get("timestamp")) or timestamps.from_epoch_ms(0)
-    payload = {"t": timestamps.to_epoch_ms(when), "s": int(document.get(sequence.SEQ_FIELD, 0))}
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    """(epoch ms, _seq) from a cursor; CursorError when it is not one of ours."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", cursor):
-        raise CursorError("cursor must be a value returned as `next` by this endpoint")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise CursorError("cursor is not a value returned as `next` by this endpoint") from None
-    if (
-        not isinstance(payload, dict)
-        or set(payload) != {"t", "s"}
-        or not all(type(payload[k]) is int for k in ("t", "s"))
-        or payload["s"] < 0
-    ):
-        raise CursorError("cursor is not a value returned as `next` by this endpoint")
-    return payload["t"], payload["s"]
+    return timestamps.to_epoch_ms(when), int(document.get(sequence.SEQ_FIELD, 0))
 
 
 class CollectionStore:
@@ -128,6 +105,7 @@ class CollectionStore:
         self.documents: AsyncCollection[Document] = database[name]
         self.counters: AsyncCollection[Document] = database[sequence.COUNTERS_COLLECTION]
         self.batcher = InsertBatcher(self.documents, self.counters)
+        self.cursor_key = cursors.CursorKey(self.counters)
 
     async def ensure_indexes(self) -> None:
         """Indexes the queries need: _seq (unique), recent order, idempotency keys."""
@@ -200,8 +178,10 @@ class CollectionStore:
         if query:
             clauses.append(query)
         anchor = timestamps.now()
+        bound = cursors.scope(self.name, query)
+        key = await self.cursor_key.get()
         if cursor:
-            millis, seq = decode_cursor(cursor)
+            millis, seq = cursors.decode(key, bound, cursor)
             anchor = timestamps.from_epoch_ms(millis)
             clauses.append(
                 {
@@ -227,7 +207,11 @@ class CollectionStore:
             page = [document async for document in found]
             if len(page) > limit:
                 break
-        next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
+        next_cursor = (
+            cursors.encode(key, bound, *cursor_position(page[limit - 1]))
+            if len(page) > limit
+            else None
+        )
         return page[:limit], next_cursor
 
     async def seqs_matching(self, query: Document) -> set[int]:
