@@ -12,11 +12,21 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from dualstore_conformance import runner
 from dualstore_conformance.cli import UsageError
 from dualstore_conformance.model import Level, Target
+from dualstore_conformance.profile import (
+    DeploymentProfile,
+    ProfileError,
+    from_mapping,
+    is_origin,
+    load_file,
+    parse_rate_limit,
+    spec_defaults,
+)
 from dualstore_conformance.reports import html as html_report
 from dualstore_conformance.reports import json_report, junit
 from dualstore_conformance.reports.console import Console
@@ -59,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cors-origin", metavar="ORIGIN",
                         help="an origin on the target's CORS allow-list, for the allowed-origin "
                         f"CORS checks (default: ${CORS_ORIGIN_ENV}; skipped without either)")
+    parser.add_argument("--stream-cap", type=int, metavar="N",
+                        help="the deployment's per-IP stream cap (default: the spec's)")
+    parser.add_argument("--rate-limit", metavar="PER_SECOND[/BURST]",
+                        help="the deployment's rate limit, e.g. 10/20, or 'none' when it does "
+                        "not rate limit (default: the spec's); the harness paces itself under it")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="deployment profile (YAML or JSON): every value the spec lets a "
+                        "deployment configure; flags override it, the spec gives the rest")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -70,7 +88,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--heartbeat-seconds must be positive")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if args.cors_origin is not None and not _is_origin(args.cors_origin):
+    if args.cors_origin is not None and not is_origin(args.cors_origin):
         raise UsageError(f"--cors-origin must be an origin like https://app.example, "
                          f"got {args.cors_origin!r}")
     if not args.timeout_multiplier > 0:
@@ -79,17 +97,39 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--max-examples must be at least 1")
     if args.seed is not None and args.seed < 0:
         raise UsageError("--seed must be a non-negative integer")
+    if args.stream_cap is not None and args.stream_cap < 1:
+        raise UsageError("--stream-cap must be at least 1")
+    if args.profile is not None and not Path(args.profile).is_file():
+        raise UsageError(f"--profile: no such file {args.profile!r}")
+    build_profile(args, args.cors_origin)  # a bad --profile / --rate-limit: exit 2 now
     for flag in ("junit", "json", "html"):
         value = getattr(args, flag)
         if value and not Path(value).resolve().parent.is_dir():
             raise UsageError(f"--{flag}: folder of {value!r} does not exist")
 
 
-def _is_origin(value: str) -> bool:
-    """scheme://host[:port] with nothing after it (what an Origin header carries)."""
-    parsed = urlparse(value)
-    return (parsed.scheme in ("http", "https") and bool(parsed.netloc)
-            and not parsed.path and not parsed.query and not parsed.fragment)
+def build_profile(args: argparse.Namespace, cors_origin: str | None) -> DeploymentProfile:
+    """The deployment profile: the spec's defaults, then --profile FILE, then the flags."""
+    try:
+        profile = spec_defaults()
+        if getattr(args, "profile", None):
+            profile = load_file(args.profile, profile)
+        flags: dict[str, Any] = {}
+        if getattr(args, "stream_cap", None) is not None:
+            flags["stream_cap_per_ip"] = args.stream_cap
+        if getattr(args, "rate_limit", None) is not None:
+            rate = parse_rate_limit(args.rate_limit)
+            flags["rate_limit"] = None if rate is None else {
+                "requests_per_second": rate.requests_per_second, "burst": rate.burst}
+        if getattr(args, "heartbeat_seconds", None) is not None:
+            flags["heartbeat_seconds"] = args.heartbeat_seconds
+        if cors_origin and cors_origin not in profile.cors_origins:
+            flags["cors_origins"] = [cors_origin, *profile.cors_origins]
+        if flags:
+            profile = from_mapping(flags, profile, "flags")
+    except ProfileError as error:
+        raise UsageError(str(error)) from error
+    return profile
 
 
 REFERENCE_ORIGIN = "http://conformance.invalid"
@@ -121,13 +161,18 @@ def _reference(token: str) -> Iterator[str]:
 def run_command(args: argparse.Namespace) -> int:
     """Run with a known URL (the reference started already when needed)."""
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    cors_origin = args.cors_origin or os.environ.get(CORS_ORIGIN_ENV) or None
+    profile = build_profile(args, cors_origin)
+    if cors_origin is None and profile.cors_origins:
+        cors_origin = profile.cors_origins[0]
     target = Target(
         url=args.url.rstrip("/"),
         token=token,
         collection=args.collection,
-        heartbeat_seconds=args.heartbeat_seconds or 15.0,
+        heartbeat_seconds=profile.heartbeat_seconds,
         timeout_multiplier=args.timeout_multiplier,
-        cors_origin=args.cors_origin or os.environ.get(CORS_ORIGIN_ENV) or None,
+        cors_origin=cors_origin,
+        profile=profile,
     )
     config = RunConfig(
         target=target,
@@ -137,7 +182,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_examples=args.max_examples,
         workers=args.workers,
-        heartbeat_from_health=args.heartbeat_seconds is None,
+        heartbeat_from_health="heartbeat_seconds" not in profile.declared,
     )
     console = Console()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 import uuid
 from collections.abc import Mapping
@@ -14,44 +13,30 @@ from typing import Any, NoReturn
 
 import httpx
 
+from dualstore_spec.facts import SpecError
+
 from dualstore_conformance import client as http
 from dualstore_conformance.model import Failure, Target
+from dualstore_conformance.pacing import RequestPacer
+from dualstore_conformance.profile import DeploymentProfile, limits_view, spec_defaults
 from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.sse import Comment, Event, SSEParser
-
-DEFAULT_LIMITS: dict[str, Any] = {
-    "max_body_bytes": 65536,
-    "max_page_limit": 200,
-    "streams_per_ip": 10,
-    "max_filter_bytes": 4096,
-}
-"""Used for any key the spec's ``x-dualstore-limits`` does not give."""
 
 CONFORMANCE_KEY = "dualstore_conformance"
 """Metadata key tagging every document the harness writes."""
 
 
-def spec_limits() -> dict[str, Any]:
-    """The spec's ``x-dualstore-limits`` (info or root of openapi.yaml) over the defaults."""
-    limits = dict(DEFAULT_LIMITS)
-    try:
-        document = importlib.import_module("dualstore_spec").openapi()
-    except Exception:  # spec missing or unreadable: defaults
-        return limits
-    for holder in (document, document.get("info", {})):
-        value = holder.get("x-dualstore-limits") if isinstance(holder, dict) else None
-        if isinstance(value, dict):
-            limits.update(value)
-    return limits
+def spec_limits(profile: DeploymentProfile | None = None) -> dict[str, Any]:
+    """The spec's ``x-dualstore-limits`` with the deployment profile's configured values."""
+    return limits_view(profile or spec_defaults())
 
 
 def stream_cap(limits: Mapping[str, Any]) -> int:
-    """The per-IP stream cap, whatever the spec calls its key."""
-    for key in ("streams_per_ip", "stream_cap_per_ip", "max_streams_per_ip", "stream_cap"):
-        value = limits.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 10
+    """The per-IP stream cap of the deployment (the spec's, or the profile's declared one)."""
+    value = limits["stream_cap_per_ip"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"stream_cap_per_ip is not a positive integer: {value!r}")
+    return value
 
 
 class StreamBudget:
@@ -88,6 +73,7 @@ class CheckContext:
         stream_budget: StreamBudget | None = None,
         exclusive: bool = False,
         health: Mapping[str, Any] | None = None,
+        pacer: RequestPacer | None = None,
     ) -> None:
         self.target = target
         self.check_id = check_id
@@ -95,9 +81,12 @@ class CheckContext:
         self.collection = collection
         self.client = client
         self.limits: dict[str, Any] = dict(limits if limits is not None else spec_limits())
+        """The spec's x-dualstore-limits with the deployment profile's values."""
         self.rules = list(rules)
         self.stream_budget = stream_budget
         self.exclusive = exclusive
+        self.pacer = pacer
+        """The run's client-side pacer (the declared rate limit), when there is one."""
         self.health: dict[str, Any] = dict(health or {})
         """The target's GET /v1/health answer, read once before the checks ran."""
         self.notes: list[str] = []
@@ -160,15 +149,34 @@ class CheckContext:
             headers = httpx.Headers(kwargs.pop("headers", None) or {})
             kwargs["headers"] = headers
             return await self._without_auth(method, path, **kwargs)
-        deadline = time.monotonic() + self.scaled(20.0)
+        deadline = time.monotonic() + self.rate_limit_patience()
         while True:
             response = await self.client.request(method, path, **kwargs)
             if not retry_rate_limited or not _rate_limited(response):
                 return response
             wait = _retry_after(response)
             if time.monotonic() + wait > deadline:
-                return response
+                self.unobserved(
+                    f"{method} {path} was rate limited (429) for "
+                    f"{self.rate_limit_patience():.0f} s: a 429 is the deployment's right, "
+                    "so nothing else could be judged from it (declare the deployment's rate "
+                    "limit with --rate-limit so the harness paces itself)")
             await asyncio.sleep(wait)
+
+    def rate_limit_patience(self) -> float:
+        """How long the harness waits out 429 rate-limited answers before giving up.
+
+        Long enough for the declared bucket to refill twice over, at least 20 s (a harness
+        wait, so --timeout-multiplier scales it).
+        """
+        rate = self.limits.get("rate_limit")
+        refill = 0.0
+        if isinstance(rate, Mapping):
+            per_second = rate.get("requests_per_second")
+            burst = rate.get("burst")
+            if isinstance(per_second, int | float) and per_second > 0 and isinstance(burst, int):
+                refill = 2 * burst / per_second
+        return self.scaled(max(20.0, refill + 5.0))
 
     async def _without_auth(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         request = self.client.build_request(method, path, **kwargs)
@@ -365,7 +373,8 @@ class StreamReader:
         ctx = self.ctx
         if ctx.stream_budget is not None and not ctx.exclusive:
             self._slot = await ctx.stream_budget.acquire(ctx.scaled(20.0))
-        deadline = time.monotonic() + ctx.scaled(20.0)
+        patience = ctx.rate_limit_patience()
+        deadline = time.monotonic() + patience
         while True:
             await self._open()
             if not (self.retry_rate_limited and self.response is not None
@@ -377,7 +386,12 @@ class StreamReader:
             await self.response.aclose()
             if time.monotonic() + wait > deadline:
                 self.body = self.response.content
-                return self
+                await self.close()
+                ctx.unobserved(
+                    f"the stream open was refused with 429 for {patience:.0f} s "
+                    f"({self.body[:200]!r}): a 429 is the deployment's right, so the stream "
+                    "could not be observed (declare the deployment's rate limit and stream "
+                    "cap with --rate-limit and --stream-cap)")
             await asyncio.sleep(wait)
         response = self.response
         assert response is not None

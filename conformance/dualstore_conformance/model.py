@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dualstore_conformance.profile import DeploymentProfile
 
 
 class Status(StrEnum):
@@ -15,6 +18,35 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     ERROR = "error"
+
+
+class Verdict(StrEnum):
+    """The verdict class of one check (after Autobahn|Testsuite, h2spec and graphql-http)."""
+
+    PASSED = "passed"
+    """Observed, and the rule held."""
+    FAILED = "failed"
+    """A MUST rule was broken."""
+    NON_STRICT = "non-strict"
+    """A SHOULD rule was broken."""
+    INFORMATIONAL = "informational"
+    """A MAY behaviour was absent: reported, never judged against the target."""
+    NOT_JUDGED = "not-judged"
+    """Not run or not decidable by choice: see ``NotJudged`` for why."""
+    ERROR = "error"
+    """Could not observe what the check needs, or the harness failed: never a pass."""
+
+
+class NotJudged(StrEnum):
+    """Why a check was not judged."""
+
+    NOT_SELECTED = "not-selected"
+    """Left out by --only, --skip or --level."""
+    NOT_CONFIGURED = "not-configured"
+    """The run was not given what the check needs (a token, an allowed CORS origin) or the
+    deployment profile declares the feature off."""
+    NOT_APPLICABLE = "not-applicable"
+    """The spec makes the feature optional and the target showed it does not offer it."""
 
 
 class Level(StrEnum):
@@ -40,6 +72,8 @@ class Target:
     cors_origin: str | None = None
     """An origin on the target's CORS allow-list (--cors-origin); None: the environment's,
     and without either the allowed-origin CORS checks are skipped."""
+    profile: DeploymentProfile | None = None
+    """What the deployment configured where the spec lets it (None: the spec's defaults)."""
 
 
 @dataclass
@@ -69,3 +103,20 @@ class CheckResult:
     message: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
     reproduce: str = ""
+    not_judged: NotJudged | None = None
+    """Why the check was not judged (status skipped); None otherwise."""
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict class: the status read against the check's level."""
+        if self.status is Status.PASSED:
+            return Verdict.PASSED
+        if self.status is Status.ERROR:
+            return Verdict.ERROR
+        if self.status is Status.SKIPPED:
+            return Verdict.NOT_JUDGED
+        if self.level is Level.SHOULD:
+            return Verdict.NON_STRICT
+        if self.level is Level.MAY:
+            return Verdict.INFORMATIONAL
+        return Verdict.FAILED

@@ -19,10 +19,20 @@ from typing import Any
 
 import httpx
 
+import dualstore_spec
+
 from dualstore_conformance.client import redact_text
 from dualstore_conformance.context import CheckContext, StreamBudget, spec_limits, stream_cap
-from dualstore_conformance.model import CheckResult, Level, Status, Target
-from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckSpec, load_all
+from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target, Verdict
+from dualstore_conformance.pacing import PacedTransport, RequestPacer
+from dualstore_conformance.profile import DeploymentProfile, spec_defaults
+from dualstore_conformance.registry import (
+    CheckFailed,
+    CheckSkipped,
+    CheckSpec,
+    CheckUnobserved,
+    load_all,
+)
 
 PROPERTY_STAGE_ID = "property"
 """Selection id of the Schemathesis layer (its results have ids starting with it)."""
@@ -56,6 +66,23 @@ class RunConfig:
     heartbeat_from_health: bool = True
     """When True and the target's health reports heartbeat_seconds, use it (the flag wins)."""
 
+    def knobs(self) -> dict[str, Any]:
+        """Every setting of the run that is not the deployment profile (for the report)."""
+        return {
+            "only": list(self.only),
+            "skip": list(self.skip),
+            "level": self.level.value,
+            "max_examples": self.max_examples,
+            "workers": self.workers,
+            "property_layer": self.property_layer,
+            "timeout_multiplier": self.target.timeout_multiplier,
+            "timeout_multiplier_scope": "the harness's own waits only; never a limit the "
+                                        "spec states",
+            "heartbeat_from_health": self.heartbeat_from_health,
+            "token": "given" if self.target.token else "none",
+            "cors_origin": self.target.cors_origin,
+        }
+
 
 @dataclass
 class Progress:
@@ -86,7 +113,11 @@ class RunReport:
     seed: int
     results: list[CheckResult]
     collection: str = ""
-    heartbeat_seconds: float = 15.0
+    heartbeat_seconds: float = 0.0
+    profile: dict[str, Any] = field(default_factory=lambda: spec_defaults().as_dict())
+    """The deployment profile the run judged against (DeploymentProfile.as_dict)."""
+    knobs: dict[str, Any] = field(default_factory=dict)
+    """Every other setting of the run (RunConfig.knobs)."""
 
     def summary(self) -> dict[str, int]:
         """Counts per status (keys: passed, failed, skipped, errors)."""
@@ -96,12 +127,54 @@ class RunReport:
             counts[key] += 1
         return counts
 
-    def exit_code(self) -> int:
-        """0 when no MUST check failed or errored, else 1."""
+    def verdicts(self) -> dict[str, int]:
+        """Counts per verdict class (passed, failed, non-strict, informational, not-judged,
+        error)."""
+        counts = {verdict.value: 0 for verdict in Verdict}
         for result in self.results:
-            if result.level is Level.MUST and result.status in (Status.FAILED, Status.ERROR):
-                return 1
-        return 0
+            counts[result.verdict.value] += 1
+        return counts
+
+    def judged(self) -> list[CheckResult]:
+        """Results of checks that ran to a verdict (everything but not-judged)."""
+        return [r for r in self.results if r.verdict is not Verdict.NOT_JUDGED]
+
+    def blocking(self) -> list[CheckResult]:
+        """MUST checks that failed or could not observe: each one denies conformance."""
+        return [r for r in self.results
+                if r.level is Level.MUST and r.verdict in (Verdict.FAILED, Verdict.ERROR)]
+
+    def must_not_judged(self) -> list[CheckResult]:
+        """MUST checks left unjudged (each with its reason): the verdict line names them."""
+        return [r for r in self.results
+                if r.level is Level.MUST and r.verdict is Verdict.NOT_JUDGED]
+
+    def conforms(self) -> bool:
+        """Every judged MUST check held, and at least one check was judged."""
+        return bool(self.judged()) and not self.blocking()
+
+    def verdict_line(self) -> str:
+        """"conforms" or "DOES NOT CONFORM", with what was left unjudged and why."""
+        if not self.judged():
+            return "NOTHING JUDGED (no check ran to a verdict)"
+        head = "conforms" if self.conforms() else "DOES NOT CONFORM"
+        if not self.conforms():
+            head += f" ({len(self.blocking())} MUST check(s) failed or could not observe)"
+        unjudged = self.must_not_judged()
+        if unjudged:
+            reasons: dict[str, list[str]] = {}
+            for result in unjudged:
+                why = result.not_judged.value if result.not_judged else "not-judged"
+                reasons.setdefault(why, []).append(result.id)
+            named = "; ".join(f"{why}: {', '.join(ids)}" for why, ids in sorted(reasons.items()))
+            head += f"; MUST checks not judged ({len(unjudged)}): {named}"
+        return head
+
+    def exit_code(self) -> int:
+        """0 conforms, 1 a MUST check failed or could not observe, 2 nothing was judged."""
+        if not self.judged():
+            return 2
+        return 0 if self.conforms() else 1
 
 
 @dataclass
@@ -113,22 +186,12 @@ class Environment:
     collection: str
     limits: dict[str, Any]
     health: dict[str, Any]
+    profile: DeploymentProfile = field(default_factory=spec_defaults)
 
 
 def spec_version() -> str:
     """Version of the spec the harness judges against."""
-    try:
-        spec = importlib.import_module("dualstore_spec")
-        return str(spec.version())
-    except Exception:
-        try:
-            spec = importlib.import_module("dualstore_spec")
-            import yaml
-
-            text = spec.path("rules.yaml").read_text("utf-8")
-            return str(yaml.safe_load(text).get("spec_version", "unknown"))
-        except Exception:
-            return "unknown"
+    return dualstore_spec.version()
 
 
 # -- selection --------------------------------------------------------------------------
@@ -188,15 +251,23 @@ def property_selected(only: Sequence[str], skip: Sequence[str]) -> bool:
 
 
 # -- environment ------------------------------------------------------------------------
-def make_client(target: Target) -> httpx.AsyncClient:
-    """The shared client: base URL, bearer token, generous pool for open streams."""
+def make_client(target: Target, pacer: RequestPacer | None = None) -> httpx.AsyncClient:
+    """The shared client: base URL, bearer token, generous pool for open streams.
+
+    With a pacer, every request waits for it (the deployment's declared rate limit).
+    """
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
     headers["User-Agent"] = "dualstore-conformance"
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    transport: httpx.AsyncBaseTransport | None = None
+    if pacer is not None:
+        transport = PacedTransport(httpx.AsyncHTTPTransport(limits=limits), pacer)
     return httpx.AsyncClient(
         base_url=target.url,
         headers=headers,
         timeout=httpx.Timeout(10.0 * target.timeout_multiplier),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits=limits,
+        transport=transport,
         follow_redirects=False,
     )
 
@@ -228,20 +299,27 @@ async def prepare(target: Target, heartbeat_from_health: bool = True) -> Environ
                     f"the target does not serve collection {collection!r} "
                     f"(it serves: {', '.join(served)})"
                 )
-    heartbeat = target.heartbeat_seconds
+    profile = target.profile or spec_defaults()
+    heartbeat = profile.heartbeat_seconds
     reported = health.get("heartbeat_seconds")
-    if heartbeat_from_health and isinstance(reported, int | float) and reported > 0:
+    declared = "heartbeat_seconds" in profile.declared or not heartbeat_from_health
+    if not declared and isinstance(reported, int | float) and not isinstance(reported, bool) \
+            and reported > 0:
         heartbeat = float(reported)
+        profile = dataclasses.replace(
+            profile, heartbeat_seconds=heartbeat,
+            sources=(*profile.sources, "health: heartbeat_seconds"))
     resolved = dataclasses.replace(
         target, collection=collection, heartbeat_seconds=heartbeat,
-        heartbeat_explicit=target.heartbeat_explicit or not heartbeat_from_health,
+        heartbeat_explicit=target.heartbeat_explicit or declared, profile=profile,
     )
     return Environment(
         target=resolved,
         run_id=uuid.uuid4().hex[:12],
         collection=collection,
-        limits=spec_limits(),
+        limits=spec_limits(profile),
         health=health,
+        profile=profile,
     )
 
 
@@ -298,6 +376,7 @@ async def run_one(
     env: Environment,
     client: httpx.AsyncClient,
     budget: StreamBudget | None,
+    pacer: RequestPacer | None = None,
 ) -> CheckResult:
     """Run one check with its (scaled) timeout and turn the outcome into a result."""
     ctx = CheckContext(
@@ -311,6 +390,7 @@ async def run_one(
         stream_budget=budget,
         exclusive=spec.exclusive,
         health=env.health,
+        pacer=pacer,
     )
     timeout = _budget(spec, env.target) * env.target.timeout_multiplier
     started = time.monotonic()
@@ -339,6 +419,10 @@ async def run_one(
     except CheckSkipped as skipped:
         result.status = Status.SKIPPED
         result.message = str(skipped)
+        result.not_judged = NotJudged(skipped.why)
+    except CheckUnobserved as unobserved:
+        result.status = Status.ERROR
+        result.message = f"could not observe: {unobserved}"
     except TimeoutError:
         result.status = Status.ERROR
         result.message = (
@@ -400,13 +484,14 @@ async def run_checks(
             progress(Progress(kind, check_id, result, len(results), total, dict(running),
                               message))
 
-    async with make_client(env.target) as client:
+    pacer = RequestPacer(env.profile.rate_limit)
+    async with make_client(env.target, pacer) as client:
         budget = StreamBudget(max(1, stream_cap(env.limits) - 1))
 
         async def execute(spec: CheckSpec) -> None:
             running[spec.id] = time.monotonic()
             notify("start", spec.id)
-            result = await run_one(spec, env, client, budget)
+            result = await run_one(spec, env, client, budget, pacer)
             running.pop(spec.id, None)
             results[spec.id] = result
             notify("finish", spec.id, result)
@@ -468,14 +553,21 @@ def property_stage(
     skip: Sequence[str],
     status: dict[str, str] | None = None,
 ) -> Callable[[], list[CheckResult]] | None:
-    """The Schemathesis layer as a callable, or None when its module is not available."""
+    """The Schemathesis layer as a callable (an error result when it cannot load)."""
     try:
         module = importlib.import_module("dualstore_conformance.property")
-    except ImportError:
-        return None
-    function = getattr(module, "run", None)
-    if not callable(function):
-        return None
+        function = module.run
+    except Exception as error:  # the layer is part of the verdict: unloadable is an error
+        reason = f"{type(error).__name__}: {error}"
+
+        def unavailable() -> list[CheckResult]:
+            return [CheckResult(
+                id=PROPERTY_STAGE_ID, title="Property layer (Schemathesis)",
+                level=Level.MUST, rules=["HTTP-004", "HTTP-013"], status=Status.ERROR,
+                message=f"could not observe: the property layer did not load ({reason})",
+            )]
+
+        return unavailable
     parameters = inspect.signature(function).parameters
     offered: dict[str, Any] = {
         "collection": env.collection,
@@ -521,9 +613,8 @@ async def run_async(config: RunConfig, progress: ProgressCallback | None = None)
         if run_property
         else None
     )
-    if run_property and stage is None and progress is not None:
-        progress(Progress("stage", message="property layer not available: skipped"))
     results = await run_checks(specs, env, config.workers, progress, stage, status)
+    results += not_selected(load_all(), specs, config, run_property)
     return RunReport(
         target=config.target.url,
         started_at=started_at,
@@ -533,7 +624,36 @@ async def run_async(config: RunConfig, progress: ProgressCallback | None = None)
         results=results,
         collection=env.collection,
         heartbeat_seconds=env.target.heartbeat_seconds,
+        profile=env.profile.as_dict(),
+        knobs=config.knobs(),
     )
+
+
+def not_selected(
+    registry: dict[str, CheckSpec],
+    chosen: Sequence[CheckSpec],
+    config: RunConfig,
+    property_ran: bool,
+) -> list[CheckResult]:
+    """A not-judged (not-selected) result for every check the selection left out."""
+    ran = {spec.id for spec in chosen}
+    out = [
+        CheckResult(
+            id=spec.id, title=spec.title, level=spec.level, rules=list(spec.rules),
+            status=Status.SKIPPED, not_judged=NotJudged.NOT_SELECTED,
+            message="left out by --only, --skip or --level",
+        )
+        for spec in sorted(registry.values(), key=lambda s: s.id) if spec.id not in ran
+    ]
+    if not property_ran:
+        why = ("--no-property" if not config.property_layer
+               else "left out by --only or --skip")
+        out.append(CheckResult(
+            id=PROPERTY_STAGE_ID, title="Property layer (Schemathesis)", level=Level.MUST,
+            rules=["HTTP-004", "HTTP-013"], status=Status.SKIPPED,
+            not_judged=NotJudged.NOT_SELECTED, message=why,
+        ))
+    return out
 
 
 def run(config: RunConfig, progress: ProgressCallback | None = None) -> RunReport:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dualstore_conformance.context import spec_limits
 from dualstore_conformance import runner
 from dualstore_conformance.checks import cors
 from dualstore_conformance.model import CheckResult, Status, Target
@@ -168,7 +169,7 @@ EXPECTED_TO_FAIL = [
 async def _run_against_wrong(check_ids: list[str]) -> dict[str, CheckResult]:
     target = Target(url="http://wrong.test", token="t", collection=WRONG_COLLECTION)
     env = Environment(
-        target=target, run_id="wrongrun", collection=WRONG_COLLECTION, limits={}, health={}
+        target=target, run_id="wrongrun", collection=WRONG_COLLECTION, limits=spec_limits(), health={}
     )
     transport = httpx.ASGITransport(app=wrong_app)
     async with httpx.AsyncClient(
@@ -224,7 +225,7 @@ def test_body_buffering_check_fails_against_a_buffering_target() -> None:
         async def run() -> CheckResult:
             target = Target(url=f"http://127.0.0.1:{port}", token="t", collection="things")
             env = Environment(
-                target=target, run_id="buffered", collection="things", limits={}, health={}
+                target=target, run_id="buffered", collection="things", limits=spec_limits(), health={}
             )
             async with httpx.AsyncClient(base_url=target.url) as client:
                 return await runner.run_one(

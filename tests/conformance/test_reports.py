@@ -48,7 +48,9 @@ def test_console_plain_when_not_a_tty() -> None:
     assert "\033[" not in text
     assert "[2/4] F sse-b" in text
     assert "expected: x" in text and "reproduce: curl" in text
-    assert "DOES NOT CONFORM" in text and "1 passed, 1 failed, 1 errors, 1 skipped" in text
+    assert "DOES NOT CONFORM" in text
+    assert ("1 passed, 1 failed, 0 non-strict, 0 informational, 1 errors, 1 not judged"
+            in text)
 
 
 def test_console_colour_and_live_status_on_a_tty() -> None:
@@ -72,13 +74,15 @@ def test_junit_one_case_per_check() -> None:
     assert cases[2].find("skipped") is not None and cases[3].find("error") is not None
     suite = root.find("testsuite")
     assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "1"
+    props = {p.get("name"): p.get("value") for p in root.findall(".//property")}
+    assert props["verdict"].startswith("DOES NOT CONFORM")
     ET.fromstring(ET.tostring(root))  # well-formed
 
 
 def test_html_escapes_everything() -> None:
     page = html.render(report())
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "A &lt;b&gt;" in page and "does not conform" in page
+    assert "A &lt;b&gt;" in page and "DOES NOT CONFORM" in page
 
 
 def test_json_report_matches_schema_with_bytes_evidence() -> None:
@@ -86,3 +90,5 @@ def test_json_report_matches_schema_with_bytes_evidence() -> None:
     jsonschema.validate(data, json_report.schema())
     assert data["checks"][1]["evidence"]["raw"] == "\ufffd"
     assert data["summary"] == {"passed": 1, "failed": 1, "skipped": 1, "errors": 1}
+    assert data["verdicts"]["failed"] == 1 and data["verdicts"]["not-judged"] == 1
+    assert data["conforms"] is False and data["exit_code"] == 1

@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import CheckResult, Level, Status, Target
+from dualstore_conformance.context import CheckContext, spec_limits
+from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target, Verdict
 from dualstore_conformance.registry import CheckSpec
 from dualstore_conformance.runner import (
     Environment,
@@ -78,7 +78,8 @@ def test_split_ids_accepts_csv_and_repeats() -> None:
 
 def _env() -> Environment:
     target = Target(url="http://127.0.0.1:9", collection="things")
-    return Environment(target=target, run_id="r1", collection="things", limits={}, health={})
+    return Environment(target=target, run_id="r1", collection="things", limits=spec_limits(),
+                       health={})
 
 
 def _run(specs: list[CheckSpec], workers: int = 4) -> dict[str, CheckResult]:
@@ -149,12 +150,71 @@ def test_exit_code_counts_must_failures_only() -> None:
     def result(level: Level, status: Status) -> CheckResult:
         return CheckResult(id="c", title="c", level=level, rules=[], status=status)
 
-    assert _report(result(Level.SHOULD, Status.FAILED)).exit_code() == 0
-    assert _report(result(Level.MUST, Status.SKIPPED)).exit_code() == 0
+    passed = result(Level.MUST, Status.PASSED)
+    assert _report(passed, result(Level.SHOULD, Status.FAILED)).exit_code() == 0
+    assert _report(passed, result(Level.MUST, Status.SKIPPED)).exit_code() == 0
     assert _report(result(Level.MUST, Status.FAILED)).exit_code() == 1
     assert _report(result(Level.MUST, Status.ERROR)).exit_code() == 1
     summary = _report(result(Level.MUST, Status.ERROR), result(Level.MAY, Status.PASSED))
     assert summary.summary() == {"passed": 1, "failed": 0, "skipped": 0, "errors": 1}
+
+
+def test_a_run_that_judged_nothing_exits_2() -> None:
+    skipped = CheckResult(id="c", title="c", level=Level.MUST, rules=[], status=Status.SKIPPED,
+                          not_judged=NotJudged.NOT_CONFIGURED)
+    report = _report(skipped)
+    assert report.exit_code() == 2 and not report.conforms()
+    assert report.verdict_line().startswith("NOTHING JUDGED")
+
+
+def test_verdict_classes_follow_the_level() -> None:
+    def result(level: Level, status: Status) -> CheckResult:
+        return CheckResult(id="c", title="c", level=level, rules=[], status=status)
+
+    assert result(Level.MUST, Status.FAILED).verdict is Verdict.FAILED
+    assert result(Level.SHOULD, Status.FAILED).verdict is Verdict.NON_STRICT
+    assert result(Level.MAY, Status.FAILED).verdict is Verdict.INFORMATIONAL
+    assert result(Level.MAY, Status.ERROR).verdict is Verdict.ERROR
+    assert result(Level.MUST, Status.SKIPPED).verdict is Verdict.NOT_JUDGED
+    report = _report(result(Level.MUST, Status.PASSED), result(Level.SHOULD, Status.FAILED),
+                     result(Level.MAY, Status.FAILED), result(Level.MUST, Status.SKIPPED))
+    assert report.verdicts() == {"passed": 1, "failed": 0, "non-strict": 1,
+                                 "informational": 1, "not-judged": 1, "error": 0}
+
+
+def test_verdict_line_names_must_checks_not_judged_and_why() -> None:
+    def skipped(check_id: str, why: NotJudged) -> CheckResult:
+        return CheckResult(id=check_id, title=check_id, level=Level.MUST, rules=[],
+                           status=Status.SKIPPED, not_judged=why)
+
+    report = _report(
+        CheckResult(id="ok", title="ok", level=Level.MUST, rules=[], status=Status.PASSED),
+        skipped("cors-a", NotJudged.NOT_CONFIGURED), skipped("sel-b", NotJudged.NOT_SELECTED),
+    )
+    line = report.verdict_line()
+    assert line.startswith("conforms") and report.exit_code() == 0
+    assert "not-configured: cors-a" in line and "not-selected: sel-b" in line
+
+
+def test_unobserved_is_an_error_never_a_pass() -> None:
+    async def saw_nothing(ctx: CheckContext) -> None:
+        ctx.unobserved("zero events received")
+
+    (result,) = asyncio.run(run_checks([spec("c-blind", ("X-001",), function=saw_nothing)],
+                                       _env()))
+    assert result.status is Status.ERROR and result.verdict is Verdict.ERROR
+    assert "could not observe: zero events received" in result.message
+    assert _report(result).exit_code() == 1
+
+
+def test_skip_records_why_it_was_not_judged() -> None:
+    async def needs_origin(ctx: CheckContext) -> None:
+        ctx.skip("no allowed origin declared", why="not-configured")
+
+    (result,) = asyncio.run(run_checks([spec("c-cors", ("X-001",), function=needs_origin)],
+                                       _env()))
+    assert result.verdict is Verdict.NOT_JUDGED
+    assert result.not_judged is NotJudged.NOT_CONFIGURED
 
 
 def test_token_is_scrubbed_from_results() -> None:

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import TextIO
 
-from dualstore_conformance.model import CheckResult, Status
+from dualstore_conformance.model import CheckResult, Level, Status, Verdict
 from dualstore_conformance.runner import Progress, RunReport
 
 _COLOURS = {
@@ -20,7 +20,12 @@ _COLOURS = {
 }
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
-_MARKS = {Status.PASSED: ".", Status.FAILED: "F", Status.ERROR: "E", Status.SKIPPED: "s"}
+_MARKS = {Verdict.PASSED: ".", Verdict.FAILED: "F", Verdict.NON_STRICT: "N",
+          Verdict.INFORMATIONAL: "I", Verdict.ERROR: "E", Verdict.NOT_JUDGED: "s"}
+_VERDICT_STATUS = {Verdict.PASSED: Status.PASSED, Verdict.FAILED: Status.FAILED,
+                   Verdict.NON_STRICT: Status.ERROR, Verdict.INFORMATIONAL: Status.SKIPPED,
+                   Verdict.ERROR: Status.ERROR, Verdict.NOT_JUDGED: Status.SKIPPED}
+"""Which colour each verdict class is painted in."""
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -66,11 +71,15 @@ class Console:
             self.stream.flush()
 
     def _line(self, result: CheckResult, done: int, total: int) -> None:
-        mark = self._paint(_MARKS[result.status], result.status, bold=True)
+        mark = self._paint(_MARKS[result.verdict], _VERDICT_STATUS[result.verdict], bold=True)
         width = len(str(total))
         line = f"[{done:>{width}}/{total}] {mark} {result.id} ({result.duration_s:.1f} s)"
         if result.status is not Status.PASSED:
-            line += f"  {result.message.splitlines()[0][:110] if result.message else ''}"
+            kind = result.verdict.value
+            if result.not_judged is not None:
+                kind = result.not_judged.value
+            first = result.message.splitlines()[0][:100] if result.message else ""
+            line += f"  {kind}: {first}"
         self.stream.write(line + "\n")
 
     def _waiting(self, event: Progress) -> None:
@@ -95,8 +104,8 @@ class Console:
             self._clear()
             bad = [r for r in report.results if r.status in (Status.FAILED, Status.ERROR)]
             for result in bad:
-                head = self._paint(f"{result.status.value.upper()} {result.id}", result.status,
-                                   bold=True)
+                head = self._paint(f"{result.verdict.value.upper()} {result.id}",
+                                   _VERDICT_STATUS[result.verdict], bold=True)
                 self.stream.write(f"\n{head} [{', '.join(result.rules)}] {result.title}\n")
                 if "expected" in result.evidence:
                     self.stream.write(f"  expected: {result.evidence['expected']}\n")
@@ -106,13 +115,28 @@ class Console:
                 if result.reproduce:
                     self.stream.write(f"  reproduce: {result.reproduce}\n")
             summary = report.summary()
+            verdicts = report.verdicts()
             parts = [
-                self._paint(f"{summary['passed']} passed", Status.PASSED),
-                self._paint(f"{summary['failed']} failed", Status.FAILED),
-                self._paint(f"{summary['errors']} errors", Status.ERROR),
-                self._paint(f"{summary['skipped']} skipped", Status.SKIPPED),
+                self._paint(f"{verdicts['passed']} passed", Status.PASSED),
+                self._paint(f"{verdicts['failed']} failed", Status.FAILED),
+                self._paint(f"{verdicts['non-strict']} non-strict", Status.ERROR),
+                self._paint(f"{verdicts['informational']} informational", Status.SKIPPED),
+                self._paint(f"{verdicts['error']} errors", Status.ERROR),
+                self._paint(f"{verdicts['not-judged']} not judged", Status.SKIPPED),
             ]
-            verdict = "conforms" if report.exit_code() == 0 else "DOES NOT CONFORM"
+            must_unjudged = sum(1 for r in report.results
+                                if r.level is Level.MUST and r.not_judged is not None)
+            if must_unjudged:
+                parts.append(f"{must_unjudged} of them MUST")
+            profile = report.profile
+            declared = profile.get("declared") or []
+            self.stream.write(
+                "\nprofile: " + (", ".join(f"{k}={profile.get(k)}" for k in declared)
+                                 if declared else "the spec's defaults")
+                + f"; heartbeat {report.heartbeat_seconds:g} s"
+                + f"; timeout multiplier {report.knobs.get('timeout_multiplier', 1.0):g} "
+                  "(harness waits only)\n")
+            verdict = report.verdict_line()
             self.stream.write(
                 f"\n{report.target} (collection {report.collection}, spec "
                 f"{report.spec_version}, seed {report.seed}): {', '.join(parts)} "

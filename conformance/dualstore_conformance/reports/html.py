@@ -7,7 +7,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from dualstore_conformance.model import CheckResult, Status
+from dualstore_conformance.model import CheckResult, Status, Verdict
 from dualstore_conformance.runner import RunReport
 
 _STYLE = """
@@ -16,7 +16,8 @@ h1{font-size:1.4rem;margin:0 0 .3rem}
 .meta{color:#555;margin-bottom:1rem}
 .summary span{display:inline-block;margin-right:1rem;padding:.2rem .6rem;border-radius:4px}
 .passed{background:#e3f6e8;color:#10602a}.failed{background:#fde7e7;color:#9b1c1c}
-.skipped{background:#eef0f3;color:#4b5563}.error{background:#fff4dc;color:#8a5300}
+.skipped,.not-judged{background:#eef0f3;color:#4b5563}.error{background:#fff4dc;color:#8a5300}
+.non-strict{background:#fdf0e3;color:#8a3b00}.informational{background:#e8eefc;color:#1e3a8a}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e5e7eb;vertical-align:top}
 th{background:#f3f4f6}
@@ -29,7 +30,9 @@ details summary{cursor:pointer;color:#374151}
 
 
 def _row(result: CheckResult) -> str:
-    status = result.status.value
+    status = result.verdict.value
+    if result.not_judged is not None:
+        status = f"{status} ({result.not_judged.value})"
     rules = " ".join(f"<code>{escape(rule)}</code>" for rule in result.rules)
     detail = ""
     if result.status is not Status.PASSED:
@@ -42,7 +45,8 @@ def _row(result: CheckResult) -> str:
             parts.append(f"<details><summary>evidence</summary><pre>{body}</pre></details>")
         detail = "".join(parts)
     return (
-        f'<tr id="{escape(result.id)}"><td class="status {status}">{status}</td>'
+        f'<tr id="{escape(result.id)}"><td class="status {result.verdict.value}">'
+        f"{escape(status)}</td>"
         f"<td><code>{escape(result.id)}</code><br>{escape(result.title)}</td>"
         f"<td>{escape(result.level.value)}</td><td class=\"rules\">{rules}</td>"
         f"<td>{result.duration_s:.2f} s</td><td>{detail}</td></tr>"
@@ -52,26 +56,35 @@ def _row(result: CheckResult) -> str:
 def render(report: RunReport) -> str:
     """The report as one HTML document."""
     summary = report.summary()
-    order = {Status.FAILED: 0, Status.ERROR: 1, Status.SKIPPED: 2, Status.PASSED: 3}
+    verdicts = report.verdicts()
+    order = {Verdict.FAILED: 0, Verdict.ERROR: 1, Verdict.NON_STRICT: 2,
+             Verdict.INFORMATIONAL: 3, Verdict.NOT_JUDGED: 4, Verdict.PASSED: 5}
     rows = "\n".join(
-        _row(r) for r in sorted(report.results, key=lambda r: (order[r.status], r.id))
+        _row(r) for r in sorted(report.results, key=lambda r: (order[r.verdict], r.id))
     )
-    verdict = "conforms" if report.exit_code() == 0 else "does not conform"
+    verdict = report.verdict_line()
+    profile = escape(json.dumps(report.profile, sort_keys=True))
+    knobs = escape(json.dumps(report.knobs, sort_keys=True, default=repr))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>dualstore conform: {escape(report.target)}</title><style>{_STYLE}</style></head>
 <body>
-<h1>DualStore HTTP conformance: {escape(report.target)} {escape(verdict)}</h1>
+<h1>DualStore HTTP conformance: {escape(report.target)}</h1>
+<p class="verdict"><strong>{escape(verdict)}</strong></p>
 <div class="meta">spec {escape(report.spec_version)} &middot; started {escape(report.started_at)}
 &middot; {report.duration_s:.1f} s &middot; seed {report.seed}
 &middot; collection <code>{escape(report.collection)}</code></div>
-<div class="summary"><span class="passed">{summary["passed"]} passed</span>
-<span class="failed">{summary["failed"]} failed</span>
-<span class="error">{summary["errors"]} errors</span>
-<span class="skipped">{summary["skipped"]} skipped</span></div>
-<p></p>
-<table><thead><tr><th>status</th><th>check</th><th>level</th><th>rules</th><th>time</th>
+<div class="summary"><span class="passed">{verdicts["passed"]} passed</span>
+<span class="failed">{verdicts["failed"]} failed (MUST)</span>
+<span class="non-strict">{verdicts["non-strict"]} non-strict (SHOULD)</span>
+<span class="informational">{verdicts["informational"]} informational (MAY)</span>
+<span class="error">{verdicts["error"]} error (could not observe)</span>
+<span class="not-judged">{verdicts["not-judged"]} not judged</span></div>
+<details><summary>deployment profile and run settings</summary>
+<pre>profile: {profile}
+settings: {knobs}</pre></details>
+<table><thead><tr><th>verdict</th><th>check</th><th>level</th><th>rules</th><th>time</th>
 <th>details</th></tr></thead>
 <tbody>
 {rows}

@@ -20,6 +20,8 @@ def check_entry(result: CheckResult) -> dict[str, Any]:
         "level": result.level.value,
         "rules": list(result.rules),
         "status": result.status.value,
+        "verdict": result.verdict.value,
+        "not_judged": result.not_judged.value if result.not_judged else None,
         "duration_s": round(result.duration_s, 3),
         "message": result.message,
         "evidence": _jsonable(result.evidence),
@@ -35,7 +37,13 @@ def to_dict(report: RunReport) -> dict[str, Any]:
         "duration_s": round(report.duration_s, 3),
         "spec_version": report.spec_version,
         "seed": report.seed,
+        "verdict": report.verdict_line(),
+        "conforms": report.conforms(),
+        "exit_code": report.exit_code(),
+        "profile": _jsonable(report.profile),
+        "knobs": _jsonable(report.knobs),
         "summary": report.summary(),
+        "verdicts": report.verdicts(),
         "checks": [check_entry(result) for result in report.results],
     }
 

@@ -18,7 +18,7 @@ def case_name(result: CheckResult) -> str:
 
 
 def _details(result: CheckResult) -> str:
-    lines = [f"{result.title} ({result.level.value})"]
+    lines = [f"{result.title} ({result.level.value}, verdict {result.verdict.value})"]
     evidence = dict(result.evidence)
     if "expected" in evidence:
         lines.append(f"expected: {evidence.pop('expected')}")
@@ -49,7 +49,10 @@ def to_xml(report: RunReport) -> ET.Element:
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (("target", report.target), ("spec_version", report.spec_version),
-                        ("seed", str(report.seed)), ("collection", report.collection)):
+                        ("seed", str(report.seed)), ("collection", report.collection),
+                        ("verdict", report.verdict_line()),
+                        ("profile", json.dumps(report.profile, sort_keys=True)),
+                        ("knobs", json.dumps(report.knobs, sort_keys=True, default=repr))):
         ET.SubElement(properties, "property", name=name, value=value)
     for result in report.results:
         family = result.id.split("-")[0]
@@ -62,13 +65,15 @@ def to_xml(report: RunReport) -> ET.Element:
         )
         if result.status is Status.FAILED:
             failure = ET.SubElement(case, "failure", message=result.message[:1000],
-                                    type=f"{result.level.value} rule failed")
+                                    type=f"{result.verdict.value}: {result.level.value} rule "
+                                         "failed")
             failure.text = _details(result)
         elif result.status is Status.ERROR:
             error = ET.SubElement(case, "error", message=result.message[:1000], type="error")
             error.text = _details(result)
         elif result.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", message=result.message[:1000])
+            why = result.not_judged.value if result.not_judged else "not-judged"
+            ET.SubElement(case, "skipped", message=f"{why}: {result.message}"[:1000])
     return suites
 
 
