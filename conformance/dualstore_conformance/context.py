@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx
-
 from dualstore_spec.facts import SpecError
 
 from dualstore_conformance import client as http

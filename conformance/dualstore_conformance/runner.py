@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 import dualstore_spec
+import httpx
 
 from dualstore_conformance.client import redact_text
 from dualstore_conformance.context import CheckContext, StreamBudget, spec_limits, stream_cap

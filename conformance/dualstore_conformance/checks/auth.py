@@ -44,7 +44,8 @@ async def unlimited(ctx: CheckContext, method: str, path: str, **kwargs: Any) ->
         if response.status_code != 429:
             return response
         if time.monotonic() > deadline:
-            ctx.skip(f"{method} {path} was rate limited (429) throughout; auth could not be judged")
+            ctx.unobserved(f"{method} {path} was rate limited (429) throughout; auth could "
+                           "not be judged")
         await asyncio.sleep(1.0)
 
 
@@ -58,7 +59,8 @@ async def auth_required(ctx: CheckContext) -> bool:
     if ctx.target.token is None:
         ctx.skip(
             "the target does not require authentication (no --token given and an "
-            "unauthenticated request succeeded)"
+            "unauthenticated request succeeded; authentication is optional by deployment)",
+            why="not-applicable",
         )
     ctx.fail(
         "an unauthenticated request was accepted although a token is configured",
@@ -76,7 +78,8 @@ async def auth_required(ctx: CheckContext) -> bool:
 
 def _require_token(ctx: CheckContext) -> str:
     if not ctx.target.token:
-        ctx.skip("no --token given: a valid token is needed to prove it is accepted")
+        ctx.skip("no --token given: a valid token is needed to prove it is accepted",
+                 why="not-configured")
     return ctx.target.token
 
 

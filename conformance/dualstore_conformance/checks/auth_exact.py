@@ -28,7 +28,8 @@ def near_misses(token: str) -> list[tuple[str, str]]:
 async def token_exact_match(ctx: CheckContext) -> None:
     token = ctx.target.token
     if not token:
-        ctx.skip("no --token given: near misses of a valid token cannot be built")
+        ctx.skip("no --token given: near misses of a valid token cannot be built",
+                 why="not-configured")
     await auth_required(ctx)
     path = f"{ctx.collection_path}/recent"
     for label, wrong in near_misses(token):

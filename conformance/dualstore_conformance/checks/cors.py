@@ -22,7 +22,8 @@ def allowed_origin(ctx: CheckContext) -> str:
     if not origin:
         ctx.skip(
             f"no allowed origin known: pass --cors-origin (or set {CORS_ORIGIN_ENV}) to an "
-            "origin on the target's CORS allow-list"
+            "origin on the target's CORS allow-list",
+            why="not-configured",
         )
     return str(origin).split(",")[0].strip()
 

@@ -11,23 +11,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from dualstore_spec.facts import SpecError
 
 from dualstore_conformance import client as http
 from dualstore_conformance.checks.http import expect_problem
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.model import Level
+from dualstore_conformance.pacing import UNPACED
 from dualstore_conformance.registry import check
 
 MAX_BURST_REQUESTS = 2000
 """Never send more than this many requests looking for a 429 (good-guest bound)."""
 
 
-def limit_value(limits: Mapping[str, Any], path: str, default: int) -> int:
-    """A positive integer from the spec's x-dualstore-limits by dotted path, else default."""
+def limit_value(limits: Mapping[str, Any], path: str) -> int:
+    """A positive integer from the spec's x-dualstore-limits (with the deployment profile's
+    values) by dotted path; SpecError when the spec does not state it (never a default)."""
     node: Any = limits
     for part in path.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node if isinstance(node, int) and not isinstance(node, bool) and node > 0 else default
+        if not isinstance(node, Mapping) or part not in node:
+            raise SpecError(f"the spec's x-dualstore-limits has no {path}")
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int) or node < 1:
+        raise SpecError(f"the spec's x-dualstore-limits {path} is not a positive integer: "
+                        f"{node!r}")
+    return node
 
 
 @check(
@@ -36,7 +44,7 @@ def limit_value(limits: Mapping[str, Any], path: str, default: int) -> int:
     rules=["LIMIT-003", "READ-002"],
 )
 async def page_limit(ctx: CheckContext) -> None:
-    top = limit_value(ctx.limits, "recent_limit.max", default=200)
+    top = limit_value(ctx.limits, "recent_limit.max")
     path = f"{ctx.collection_path}/recent"
     for value in (str(top + 1), "0", "-1", "ten", "1.5"):
         params = {"limit": value}
@@ -57,7 +65,7 @@ async def page_limit(ctx: CheckContext) -> None:
     rules=["LIMIT-003", "SEARCH-002"],
 )
 async def search_k(ctx: CheckContext) -> None:
-    top = limit_value(ctx.limits, "search_k.max", default=50)
+    top = limit_value(ctx.limits, "search_k.max")
     path = f"{ctx.collection_path}/search"
     for value in (str(top + 1), "0", "many"):
         params = {"q": "conformance", "k": value}
@@ -88,7 +96,7 @@ def body_of_size(size: int, ctx: CheckContext) -> bytes:
     rules=["LIMIT-001", "HTTP-001"],
 )
 async def body_too_large(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "max_body_bytes", default=65536)
+    cap = limit_value(ctx.limits, "max_body_bytes")
     raw = body_of_size(cap + 1, ctx)
     headers = {"Content-Type": "application/json"}
     response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
@@ -123,7 +131,7 @@ def _long_filter(cap: int, over: bool) -> str:
     rules=["FILTER-004", "HTTP-001"],
 )
 async def filter_oversized(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "filter.max_encoded_length", default=4096)
+    cap = limit_value(ctx.limits, "filter.max_encoded_length")
     # A few conditions with strings of 200 characters (scalar strings are capped
     # at 1024): only the encoded length is over its bound.
     value = _long_filter(cap, over=True)
@@ -148,10 +156,6 @@ async def filter_oversized(ctx: CheckContext) -> None:
     )
 
 
-def _burst_size(limits: Mapping[str, Any]) -> int:
-    return limit_value(limits, "rate_limit.burst", default=100)
-
-
 @check(
     id="limit-rate-limited-429",
     title="Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
@@ -160,27 +164,41 @@ def _burst_size(limits: Mapping[str, Any]) -> int:
     timeout_s=60.0,
 )
 async def rate_limited(ctx: CheckContext) -> None:
-    burst = _burst_size(ctx.limits)
+    declared = ctx.limits["rate_limit"]
+    if declared is None:
+        ctx.skip("the deployment profile declares no rate limit (--rate-limit none)",
+                 why="not-configured")
+    burst = int(declared["burst"])
     # buckets may be per worker process (and refill meanwhile): allow several bursts
     budget = min(MAX_BURST_REQUESTS, burst * 6 + 100)
     path = "/v1/collections"
     limited: httpx.Response | None = None
     sent = 0
-    while sent < budget and limited is None:
-        batch = min(25, budget - sent)
-        responses = await asyncio.gather(
-            *(ctx.request("GET", path, retry_rate_limited=False) for _ in range(batch)),
-            return_exceptions=True,
-        )
-        sent += batch
-        for response in responses:
-            if isinstance(response, httpx.Response) and response.status_code == 429:
-                limited = response
-                break
+    try:
+        while sent < budget and limited is None:
+            batch = min(25, budget - sent)
+            responses = await asyncio.gather(
+                *(ctx.request("GET", path, retry_rate_limited=False,
+                              extensions={UNPACED: True}) for _ in range(batch)),
+                return_exceptions=True,
+            )
+            sent += batch
+            for response in responses:
+                if isinstance(response, httpx.Response) and response.status_code == 429:
+                    limited = response
+                    break
+    finally:
+        if ctx.pacer is not None:
+            ctx.pacer.drain()  # the target's bucket is empty now: start ours empty too
     if limited is None:
-        ctx.skip(
-            f"no 429 after {sent} rapid requests: rate limiting is off or above "
-            f"{budget} requests for this target"
+        ctx.fail(
+            "no 429 although the deployment declares a rate limit",
+            expected=(f"429 rate-limited within {budget} rapid requests (the declared burst "
+                      f"{burst} at {declared['requests_per_second']}/s, allowing per-worker "
+                      "buckets; declare the deployment's real limit with --rate-limit, or "
+                      "--rate-limit none when it has none)"),
+            received=f"{sent} requests, none refused",
+            reproduce=ctx.curl("GET", path),
         )
     try:
         expect_problem(

@@ -107,7 +107,7 @@ async def score_order(ctx: CheckContext) -> None:
 )
 async def q_required(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
-    longest = limit_value(ctx.limits, "search_q_max_length", default=1024)
+    longest = limit_value(ctx.limits, "search_q_max_length")
     for params in ({}, {"q": ""}, {"q": "x" * (longest + 1)}):
         response = await ctx.request("GET", path, params=params)
         expect_problem(

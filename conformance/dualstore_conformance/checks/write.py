@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -13,8 +14,8 @@ from dualstore_conformance.checks.http import expect_problem, expect_status, rec
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
-CLOCK_TOLERANCE_S = 300.0
-"""How far the server's receive time may be from ours (clock skew between machines)."""
+DATE_RESOLUTION_S = 1.0
+"""An HTTP Date header (RFC 9110 §5.6.7) counts whole seconds."""
 
 
 def _parse_z(value: Any) -> datetime | None:
@@ -173,18 +174,39 @@ async def timestamp_normalised(ctx: CheckContext) -> None:
     rules=["WRITE-004"],
 )
 async def default_timestamp(ctx: CheckContext) -> None:
-    before = datetime.now(UTC)
+    # Judged on the server's own clock, so no clock-skew allowance is needed: the receive
+    # time lies between the Date of an answer sent before the POST and the POST's own Date
+    # (RFC 9110 §6.6.1: an origin server with a clock sends Date), plus its 1 s resolution.
+    probe = await ctx.request("GET", "/v1/health")
     written = await ctx.insert()
+    earliest = _http_date(probe.headers.get("date"))
+    latest = _http_date(written["response"].headers.get("date"))
+    if earliest is None or latest is None:
+        ctx.unobserved("the target sends no parseable Date header (RFC 9110 §6.6.1), so its "
+                       "receive time cannot be bracketed on its own clock")
+    latest += timedelta(seconds=DATE_RESOLUTION_S)
     path, response, doc = await _read_back(ctx, written["id"])
     stamp = _parse_z(doc.get("timestamp") if isinstance(doc, dict) else None)
-    if stamp is None or abs((stamp - before).total_seconds()) > CLOCK_TOLERANCE_S:
+    if stamp is None or not earliest <= stamp <= latest:
         ctx.fail(
             "a document without timestamp did not get the receive time",
-            expected=f"about {before.isoformat()} (±{CLOCK_TOLERANCE_S:.0f} s of clock skew)",
+            expected=f"between {earliest.isoformat()} (Date of an earlier answer) and "
+                     f"{latest.isoformat()} (the POST answer's Date + 1 s), on the server's clock",
             received=repr(doc.get("timestamp") if isinstance(doc, dict) else doc),
             evidence=ctx.evidence(response),
             reproduce=ctx.curl("GET", path),
         )
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP Date header as an aware datetime (None when absent or malformed)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @check(

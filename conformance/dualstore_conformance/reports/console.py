@@ -114,7 +114,6 @@ class Console:
                     self.stream.write(f"  {result.message[:600]}\n")
                 if result.reproduce:
                     self.stream.write(f"  reproduce: {result.reproduce}\n")
-            summary = report.summary()
             verdicts = report.verdicts()
             parts = [
                 self._paint(f"{verdicts['passed']} passed", Status.PASSED),

@@ -55,7 +55,6 @@ def _row(result: CheckResult) -> str:
 
 def render(report: RunReport) -> str:
     """The report as one HTML document."""
-    summary = report.summary()
     verdicts = report.verdicts()
     order = {Verdict.FAILED: 0, Verdict.ERROR: 1, Verdict.NON_STRICT: 2,
              Verdict.INFORMATIONAL: 3, Verdict.NOT_JUDGED: 4, Verdict.PASSED: 5}
