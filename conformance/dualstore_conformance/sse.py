@@ -23,6 +23,9 @@ class Event:
     """The last event ID string after this event (ids persist across events)."""
     id_set: bool = False
     """True when this event's own block carried an ``id`` field (even an empty one)."""
+    id_field: bool = False
+    """True when this event's own block had an ``id`` line of any value, including one the
+    WHATWG rules ignore (a value containing U+0000): what "carries no id field" judges."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class SSEParser:
     _has_data: bool = False
     _event_type: str = ""
     _id_set: bool = False
+    _id_field: bool = False
     _block_lines: int = 0
 
     def feed(self, chunk: bytes) -> list[Item]:
@@ -122,6 +126,7 @@ class SSEParser:
             self._data.append(value)
             self._has_data = True
         elif name == "id":
+            self._id_field = True
             if "\x00" not in value:
                 self.last_event_id = value
                 self._id_set = True
@@ -130,8 +135,8 @@ class SSEParser:
         # any other field name is ignored
 
     def _dispatch(self) -> Event | None:
-        event_type, data, has_data, id_set = (
-            self._event_type, self._data, self._has_data, self._id_set
+        event_type, data, has_data, id_set, id_field = (
+            self._event_type, self._data, self._has_data, self._id_set, self._id_field
         )
         self._reset_event()
         if not has_data:
@@ -141,6 +146,7 @@ class SSEParser:
             data="\n".join(data),
             last_event_id=self.last_event_id,
             id_set=id_set,
+            id_field=id_field,
         )
 
     def _reset_event(self) -> None:
@@ -148,6 +154,7 @@ class SSEParser:
         self._has_data = False
         self._event_type = ""
         self._id_set = False
+        self._id_field = False
 
 
 def parse(stream: bytes | Iterable[bytes]) -> list[Event]:

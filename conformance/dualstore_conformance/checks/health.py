@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 from dualstore_conformance import client as http
 from dualstore_conformance.checks.http import expect_status
+from dualstore_conformance.checks.sse_heartbeat import (
+    cadence_evidence,
+    heartbeat_times,
+    idle_heartbeats,
+    tolerance,
+)
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
+from dualstore_conformance.runner import HEARTBEAT_WAIT
+from dualstore_conformance.ssehelp import own_params, require_open
 
 
 @check(
@@ -60,6 +70,41 @@ async def health_without_credentials(ctx: CheckContext) -> None:
             f"GET {path} without credentials was not 200",
             ctx.curl("GET", path, headers={"Authorization": ""}),
         )
+
+
+@check(
+    id="health-heartbeat-measured",
+    title="Health: heartbeat_seconds is the interval the streams are measured to use",
+    rules=["HEALTH-004"],
+    timeout_s=10,
+    tags=(HEARTBEAT_WAIT,),
+)
+async def heartbeat_measured(ctx: CheckContext) -> None:
+    """Health's heartbeat_seconds against two heartbeat intervals measured on an idle stream."""
+    reported = ctx.health.get("heartbeat_seconds")
+    if isinstance(reported, bool) or not isinstance(reported, int | float) or reported <= 0:
+        ctx.unobserved(f"health reports no usable heartbeat_seconds ({reported!r}; see "
+                       "health-ok-shape): nothing to compare the streams with")
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await require_open(ctx, reader)
+        await idle_heartbeats(ctx, reader, 3)
+        times = heartbeat_times(reader)[:3]
+        if len(times) < 2:
+            ctx.unobserved(f"{len(times)} heartbeat(s) on an idle stream: no interval to "
+                           "measure (the cadence is judged by sse-heartbeat-cadence)")
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        measured = sum(gaps) / len(gaps)
+        slack = tolerance(float(reported))
+        if abs(measured - float(reported)) > slack:
+            ctx.fail(
+                "Health reports another heartbeat interval than the streams use",
+                expected=f"heartbeat_seconds within {slack:g} s of the measured interval "
+                         f"{measured:.2f} s",
+                received=f"health heartbeat_seconds = {reported}",
+                evidence={"measured_s": round(measured, 3), **cadence_evidence(
+                    reader, float(reported))},
+                reproduce=ctx.curl("GET", "/v1/health"),
+            )
 
 
 @check(

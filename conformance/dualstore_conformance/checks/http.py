@@ -171,7 +171,9 @@ async def method_not_allowed(ctx: CheckContext) -> None:
     for method, path, template in cases:
         documented = documented_methods(template)
         if not documented or method in documented:
-            continue
+            # the harness's own probe table no longer fits the spec: nothing was sent
+            ctx.unobserved(f"the spec documents {sorted(documented) or 'no methods'} for "
+                           f"{template}: no undocumented method to probe with {method}")
         response = await ctx.request(method, path, json={} if method in {"POST", "PUT"} else None)
         reproduce = ctx.curl(method, path, body={} if method in {"POST", "PUT"} else None)
         expect_problem(

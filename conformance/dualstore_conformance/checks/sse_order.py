@@ -12,13 +12,13 @@ from dualstore_conformance.context import CheckContext, StreamReader
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
-    contract_number,
     doc_ids,
     doc_of,
     event_dict,
     insert_many,
     open_and_ready,
     own_params,
+    spec_facts,
 )
 
 READERS = 3
@@ -156,17 +156,32 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
     timeout_s=30,
 )
 async def committed_before_event(ctx: CheckContext) -> None:
-    """GET /v1/{collection}/{id} right after each insert event answers 200."""
+    """GET /v1/{collection}/{id} right after each insert event answers 200.
+
+    Judged only on events received: fewer insert events than documents written is "could
+    not observe" here (delivery itself is judged by sse-order-concurrent-exactly-once).
+    """
+    count = 5
     async with ctx.open_stream(own_params(ctx)) as reader:
         await open_and_ready(reader, ctx)
-        writer = asyncio.create_task(insert_many(ctx, 5, writers=2, label="commit"))
+        writer = asyncio.create_task(insert_many(ctx, count, writers=2, label="commit"))
+        judged = 0
         try:
-            for _ in range(5):
+            for _ in range(count):
                 event = await reader.next_event(ctx.scaled(10.0), type="insert")
                 if event is None:
                     break
-                doc = doc_of(event) or {}
-                path = f"{ctx.collection_path}/{doc.get('id')}"
+                doc_id = (doc_of(event) or {}).get("id")
+                if not isinstance(doc_id, str) or not doc_id:
+                    ctx.fail(
+                        "An insert event carries no document id",
+                        expected="insert event data: a Doc with a string id",
+                        received=repr(event.data[:300]),
+                        rules=["SSE-FRAME-006"],
+                        evidence={"event": event_dict(event), **reader.evidence()},
+                        reproduce=reader.reproduce(),
+                    )
+                path = f"{ctx.collection_path}/{doc_id}"
                 response = await ctx.request("GET", path)
                 if response.status_code != 200:
                     ctx.fail(
@@ -176,8 +191,12 @@ async def committed_before_event(ctx: CheckContext) -> None:
                         evidence={"event": event_dict(event), **ctx.evidence(response)},
                         reproduce=ctx.curl("GET", path),
                     )
+                judged += 1
         finally:
             await writer
+        if judged < count:
+            ctx.unobserved(f"{judged} of {count} insert events arrived: the rest could not be "
+                           "judged (delivery is judged by sse-order-concurrent-exactly-once)")
 
 
 @check(
@@ -222,20 +241,21 @@ async def latency(ctx: CheckContext) -> None:
         for _ in range(3):
             sent = await ctx.insert()
             answered = time.monotonic()
-            event = await reader.next_event(ctx.scaled(10.0), type="insert")
+            wait = ctx.scaled(10.0)
+            event = await reader.next_event(wait, type="insert")
             if event is None:
                 ctx.fail(
                     "An insert did not reach the open stream",
                     expected=f"insert event for {sent['id']}",
-                    received="nothing within 10 s",
+                    received=f"nothing within {wait:g} s",
                     evidence=reader.evidence(),
                     reproduce=reader.reproduce(),
                 )
             received_at = next(t for t, item in reversed(reader.items) if item is event)
             delays.append(max(0.0, received_at - answered))
         worst = max(delays)
-        target = contract_number(2.0, "x-delivery", "latency_target_seconds")
-        if worst > ctx.scaled(target):
+        target = spec_facts().latency_target_seconds  # a spec limit: never scaled
+        if worst > target:
             ctx.fail(
                 "Insert events are slow to reach open streams",
                 expected=f"each within {target:g} s of the insert's 201",

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
+from collections import Counter
 from typing import Any
 
 from dualstore_conformance.context import CheckContext
@@ -227,3 +229,76 @@ async def unknown_token(ctx: CheckContext) -> None:
                     reproduce=reader.reproduce(),
                     severity="medium",
                 )
+
+
+JOIN_REPLAYED = 12
+"""Documents the resumed stream has to replay (missed while disconnected)."""
+JOIN_LIVE = 16
+"""Documents written while the resumed stream opens and joins live."""
+
+
+@check(
+    id="sse-resume-join-no-duplicate",
+    title="Resume: while inserts go on, nothing is sent twice or skipped across the replay/live "
+          "join",
+    rules=["SSE-RESUME-010", "SSE-RESUME-001"],
+    timeout_s=60,
+)
+async def join_no_duplicate(ctx: CheckContext) -> None:
+    """Resume after a, with b.. missed, while one writer keeps inserting before, during and
+    after the open: every document after a exactly once, in the writer's (commit) order."""
+    seen = await _history(ctx, 2, "seen")
+    missed = await insert_many(ctx, JOIN_REPLAYED, label="missed")
+    live: list[str] = []
+    started = asyncio.Event()
+
+    async def writer() -> None:
+        for number in range(JOIN_LIVE):
+            result = await ctx.insert(text=f"join {number} {ctx.run_id}",
+                                      metadata={"n": number})
+            live.append(result["id"])
+            if number == 2:
+                started.set()
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(writer())
+    try:
+        waiter = asyncio.ensure_future(started.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        async with ctx.open_stream(own_params(ctx),
+                                   headers={"Last-Event-ID": seen[0][1]}) as reader:
+            await require_open(ctx, reader, "resumed stream")
+            opened_after = len(live)
+            await task
+            want = [seen[1][0], *missed, *live]
+            await reader.wait_for(lambda r: len(r.events_of("insert")) >= len(want),
+                                  ctx.scaled(10.0))
+            await asyncio.sleep(ctx.scaled(0.5))  # a duplicate would arrive now
+            events = reader.events_of("insert")
+            got = doc_ids(events)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if opened_after >= JOIN_LIVE:
+        ctx.unobserved("the writer had finished before the resumed stream opened: the join "
+                       "was not made while inserts went on")
+    twice = sorted(d for d, n in Counter(got).items() if n > 1)
+    ids_twice = sorted(i for i, n in Counter(e.last_event_id for e in events).items() if n > 1)
+    if twice or ids_twice or got != want:
+        missing = [d for d in want if d not in got]
+        ctx.fail(
+            "Resuming while inserts went on sent a document twice or skipped one at the join"
+            if twice or ids_twice or missing else
+            "Resuming while inserts went on delivered the documents out of order",
+            expected=f"{len(want)} documents, each once, in commit order: {want[:3]}...",
+            received=f"{len(got)} events; sent twice {twice[:5]} (event ids {ids_twice[:5]}); "
+                     f"missing {missing[:5]}; {opened_after} of the {JOIN_LIVE} live "
+                     "documents were written before the stream opened",
+            rules=["SSE-RESUME-010"] if twice or ids_twice or missing else ["SSE-RESUME-001"],
+            evidence={"expected": want, "received": got, "last_event_id": seen[0][1],
+                      **reader.evidence()},
+            reproduce=reader.reproduce(),
+        )
