@@ -93,3 +93,12 @@ def meta_schema(name: str) -> dict[str, Any]:
 def version() -> str:
     """The spec version (info.version of the OpenAPI document)."""
     return str(openapi()["info"]["version"])
+
+
+def forget() -> None:
+    """Drop every cached spec file and fact (after ``$DUALSTORE_SPEC_DIR`` changed)."""
+    from dualstore_spec import facts
+
+    for cached in (openapi, sse_contract, filter_schema, rules, rules_by_id):
+        cached.cache_clear()
+    facts.forget()

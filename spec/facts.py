@@ -215,3 +215,8 @@ def current() -> Facts:
     from dualstore_spec import path  # the package's own folder logic
 
     return _cached(str(path()))
+
+
+def forget() -> None:
+    """Drop the cached facts (``dualstore_spec.forget`` drops everything)."""
+    _cached.cache_clear()

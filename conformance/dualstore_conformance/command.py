@@ -12,7 +12,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from dualstore_conformance import runner
@@ -21,11 +20,8 @@ from dualstore_conformance.model import Level, Target
 from dualstore_conformance.profile import (
     DeploymentProfile,
     ProfileError,
-    from_mapping,
+    from_arguments,
     is_origin,
-    load_file,
-    parse_rate_limit,
-    spec_defaults,
 )
 from dualstore_conformance.reports import html as html_report
 from dualstore_conformance.reports import json_report, junit
@@ -109,27 +105,11 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def build_profile(args: argparse.Namespace, cors_origin: str | None) -> DeploymentProfile:
-    """The deployment profile: the spec's defaults, then --profile FILE, then the flags."""
+    """The deployment profile from --profile and the flags (UsageError when unusable)."""
     try:
-        profile = spec_defaults()
-        if getattr(args, "profile", None):
-            profile = load_file(args.profile, profile)
-        flags: dict[str, Any] = {}
-        if getattr(args, "stream_cap", None) is not None:
-            flags["stream_cap_per_ip"] = args.stream_cap
-        if getattr(args, "rate_limit", None) is not None:
-            rate = parse_rate_limit(args.rate_limit)
-            flags["rate_limit"] = None if rate is None else {
-                "requests_per_second": rate.requests_per_second, "burst": rate.burst}
-        if getattr(args, "heartbeat_seconds", None) is not None:
-            flags["heartbeat_seconds"] = args.heartbeat_seconds
-        if cors_origin and cors_origin not in profile.cors_origins:
-            flags["cors_origins"] = [cors_origin, *profile.cors_origins]
-        if flags:
-            profile = from_mapping(flags, profile, "flags")
+        return from_arguments(args, cors_origin)
     except ProfileError as error:
         raise UsageError(str(error)) from error
-    return profile
 
 
 REFERENCE_ORIGIN = "http://conformance.invalid"

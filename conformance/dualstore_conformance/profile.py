@@ -198,3 +198,23 @@ def limits_view(profile: DeploymentProfile, facts: Facts | None = None) -> dict[
     view["retry_ms"] = profile.retry_ms
     view["subscriber_queue_size"] = profile.subscriber_queue_size
     return view
+
+
+def from_arguments(args: Any, cors_origin: str | None) -> DeploymentProfile:
+    """The spec's defaults, then the file named by ``args.profile``, then the flags
+    (``stream_cap``, ``rate_limit``, ``heartbeat_seconds``) and the allowed CORS origin."""
+    profile = spec_defaults()
+    if getattr(args, "profile", None):
+        profile = load_file(args.profile, profile)
+    flags: dict[str, Any] = {}
+    if getattr(args, "stream_cap", None) is not None:
+        flags["stream_cap_per_ip"] = args.stream_cap
+    if getattr(args, "rate_limit", None) is not None:
+        rate = parse_rate_limit(args.rate_limit)
+        flags["rate_limit"] = None if rate is None else {
+            "requests_per_second": rate.requests_per_second, "burst": rate.burst}
+    if getattr(args, "heartbeat_seconds", None) is not None:
+        flags["heartbeat_seconds"] = args.heartbeat_seconds
+    if cors_origin and cors_origin not in profile.cors_origins:
+        flags["cors_origins"] = [cors_origin, *profile.cors_origins]
+    return from_mapping(flags, profile, "flags") if flags else profile

@@ -25,6 +25,7 @@ when needed), ``dualstore_result(check_id)`` (one ``CheckResult``).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 
 from dualstore_conformance.model import CheckResult, Level, Status, Target
+from dualstore_conformance.profile import ProfileError, from_arguments
 
 _STATE = pytest.StashKey[dict[str, Any]]()
 ITEM_PREFIX = "dualstore::"
@@ -50,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an origin on the target's CORS allow-list (default: "
                     "$DUALSTORE_CORS_ORIGIN; the allowed-origin checks skip without either)")
     group.addoption("--dualstore-workers", type=int, default=8)
+    group.addoption("--dualstore-stream-cap", type=int, default=None,
+                    help="the deployment's per-IP stream cap (default: the spec's)")
+    group.addoption("--dualstore-rate-limit", default=None, metavar="PER_SECOND[/BURST]",
+                    help="the deployment's rate limit or 'none' (default: the spec's)")
+    group.addoption("--dualstore-profile", default=None, metavar="FILE",
+                    help="deployment profile file (YAML/JSON); flags override it")
     group.addoption("--dualstore-only", default=None, help="check ids / prefixes / rule ids (CSV)")
     group.addoption("--dualstore-skip", default=None, help="check ids / prefixes / rule ids (CSV)")
     group.addoption("--dualstore-level", default="may", choices=["must", "should", "may"])
@@ -69,14 +77,26 @@ def _active(config: pytest.Config) -> bool:
 
 def _target(config: pytest.Config) -> Target:
     heartbeat = config.getoption("--dualstore-heartbeat-seconds")
+    cors_origin = config.getoption("--dualstore-cors-origin")
+    flags = argparse.Namespace(
+        profile=config.getoption("--dualstore-profile"),
+        stream_cap=config.getoption("--dualstore-stream-cap"),
+        rate_limit=config.getoption("--dualstore-rate-limit"),
+        heartbeat_seconds=heartbeat,
+    )
+    try:
+        profile = from_arguments(flags, cors_origin)
+    except ProfileError as error:
+        raise pytest.UsageError(f"dualstore: {error}") from None
     return Target(
         url=str(config.getoption("--dualstore-url")).rstrip("/"),
         token=config.getoption("--dualstore-token"),
         collection=config.getoption("--dualstore-collection"),
-        heartbeat_seconds=float(heartbeat) if heartbeat else 15.0,
+        heartbeat_seconds=profile.heartbeat_seconds,
         timeout_multiplier=float(config.getoption("--dualstore-timeout-multiplier")),
         heartbeat_explicit=bool(heartbeat),
-        cors_origin=config.getoption("--dualstore-cors-origin"),
+        cors_origin=cors_origin or (profile.cors_origins[0] if profile.cors_origins else None),
+        profile=profile,
     )
 
 
@@ -228,6 +248,9 @@ def _run_suite(session: pytest.Session) -> dict[str, CheckResult]:
         property_layer=runner.PROPERTY_STAGE_ID in ids,
         heartbeat_from_health=config.getoption("--dualstore-heartbeat-seconds") is None,
     )
+    if run_config.target.profile is not None and \
+            "heartbeat_seconds" in run_config.target.profile.declared:
+        run_config.heartbeat_from_health = False
     try:
         report = runner.run(run_config)
     except (runner.TargetUnreachable, runner.SelectionError) as error:
