@@ -16,11 +16,15 @@ from urllib.parse import urlsplit
 import falcon
 import falcon.asgi
 from bson.codec_options import DatetimeConversion
+from falcon.routing import CompiledRouter
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from . import problems
+from .guard import Guard
+from .logs import install_redaction
+from .methods import UnknownMethods
 from .metrics import Metrics
 from .resources import api
 from .security.auth import AuthMiddleware
@@ -59,6 +63,8 @@ class AppState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     proxies: tuple[Network, ...] = ()
     started: bool = False
+    request_client: AsyncMongoClient[Document] | None = None
+    """The client of the request path (every operation bounded); ``store`` uses it."""
 
     def client_ip(self, req: falcon.asgi.Request) -> str:
         """The client address (X-Forwarded-For only from TRUSTED_PROXIES)."""
@@ -103,6 +109,8 @@ class AppState:
             except Exception:
                 log.exception("saving a vector index failed")
         await self.client.close()
+        if self.request_client is not None:
+            await self.request_client.close()
 
     async def _prepare_store(self) -> None:
         deadline = time.monotonic() + 60
@@ -289,13 +297,27 @@ def build_state(settings: Settings) -> AppState:
         **options,
     )
     database = client.get_default_database(DEFAULT_DATABASE)
+    if "timeoutms=" not in query:
+        # Client-side operation timeout (CSOT): every operation of the request path, from
+        # server selection to the reply, ends within this bound (then 503 + Retry-After).
+        # Streams and the vector index keep the first client: their cursors live long.
+        options["timeoutMS"] = round(settings.database_timeout_seconds * 1000)
+    request_client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri,
+        tz_aware=True,
+        datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+        appname="dualstore-reference",
+        **options,
+    )
+    request_database = request_client.get_default_database(DEFAULT_DATABASE)
     return AppState(
         settings=settings,
         metrics=Metrics(),
         client=client,
         database=database,
-        store=Store(database, settings.collections),
+        store=Store(request_database, settings.collections),
         proxies=parse_networks(settings.trusted_proxies),
+        request_client=request_client,
     )
 
 
@@ -312,7 +334,9 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
             )
         )
     middleware.append(AuthMiddleware(settings.auth_tokens))
-    app = falcon.asgi.App(middleware=middleware)
+    router = CompiledRouter()
+    middleware.append(UnknownMethods(router))
+    app = falcon.asgi.App(middleware=middleware, router=router)
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app, stream_cap=settings.stream_cap_per_ip)
     app.add_route("/v1/health", api.HealthResource(state))
@@ -338,10 +362,16 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     return app
 
 
-def asgi_from_env() -> falcon.asgi.App[Any, Any]:
-    """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env."""
+def asgi_from_env() -> Guard:
+    """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env.
+
+    The app is wrapped by the guard (requests Falcon must not see become problems) and the
+    log handlers get the credential redaction filter.
+    """
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
-    return create_app(Settings.from_env())
+    install_redaction()
+    app: Any = create_app(Settings.from_env())  # an ASGI callable (Falcon's types are narrower)
+    return Guard(app)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http
 import json
 import logging
 from collections.abc import Mapping
@@ -10,7 +11,12 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:dualstore:problem:"
@@ -98,6 +104,28 @@ def problem_body(
     return body
 
 
+def raw_response(
+    status: int,
+    slug: str | None,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of a problem sent below Falcon (connection layer, ASGI guard).
+
+    Without a slug the type is ``about:blank`` and the title the status phrase (RFC 9457
+    section 4.2.1): for statuses the API defines no problem type for (408, 414, 431, 505).
+    """
+    title = SLUGS[slug][1] if slug else http.HTTPStatus(status).phrase
+    body = json.dumps(problem_body(status, slug, title, detail), separators=(",", ":")).encode()
+    fields = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+    ]
+    return fields, body
+
+
 def _slug_for(error: falcon.HTTPError) -> str | None:
     if isinstance(error, Problem):
         return error.slug
@@ -157,6 +185,15 @@ async def handle_database_error(
     )
 
 
+async def handle_database_failure(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    """Any other database error: past the operation bound (``error.timeout``) -> 503."""
+    if isinstance(error, PyMongoError) and error.timeout:
+        await handle_database_error(req, resp, error, params)
+    await handle_unexpected(req, resp, error, params)
+
+
 async def handle_unexpected(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
 ) -> None:
@@ -179,5 +216,6 @@ def install(app: falcon.asgi.App[Any, Any], stream_cap: int = 10) -> None:
 
     app.set_error_serializer(serializer)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(PyMongoError, handle_database_failure)
     for database_error in (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout):
         app.add_error_handler(database_error, handle_database_error)

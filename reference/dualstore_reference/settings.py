@@ -53,6 +53,15 @@ class Settings:
     debug_headers: bool = False
     """Test-only: add ``X-Dualstore-Worker: <pid>`` to responses (DUALSTORE_DEBUG_HEADERS=1)."""
     max_body_bytes: int = MAX_BODY_BYTES
+    head_timeout_seconds: float = 10.0
+    """A connection must deliver a complete request head this soon after it opens (or
+    after its first byte following an idle keep-alive); else it is closed."""
+    keepalive_seconds: float = 5.0
+    """An idle keep-alive connection is closed after this long without a request."""
+    max_connections_per_worker: int = 4096
+    """Open connections per worker; beyond it requests get 503 problem+json."""
+    database_timeout_seconds: float = 5.0
+    """Bound on every database operation of a request; past it 503 with Retry-After."""
 
     @property
     def auth_required(self) -> bool:
@@ -155,6 +164,10 @@ class Settings:
             raise SettingsError(
                 f"VECTOR_METRIC: one of {', '.join(VECTOR_METRICS)}, got {self.vector_metric!r}"
             )
+        _positive("HEAD_TIMEOUT_SECONDS", self.head_timeout_seconds)
+        _positive("KEEPALIVE_SECONDS", self.keepalive_seconds)
+        _positive("MAX_CONNECTIONS_PER_WORKER", self.max_connections_per_worker)
+        _positive("DATABASE_TIMEOUT_SECONDS", self.database_timeout_seconds)
         if self.rate_limit_per_second < 0:
             raise SettingsError("RATE_LIMIT_PER_SECOND: must be >= 0")
         if self.rate_limit_burst < 0:
@@ -244,6 +257,10 @@ _PARSERS: dict[str, tuple[Any, str]] = {
     "vector_metric": (str, "VECTOR_METRIC"),
     "ui_enabled": (_bool, "UI_ENABLED"),
     "debug_headers": (_bool, "DUALSTORE_DEBUG_HEADERS"),
+    "head_timeout_seconds": (_float, "HEAD_TIMEOUT_SECONDS"),
+    "keepalive_seconds": (_float, "KEEPALIVE_SECONDS"),
+    "max_connections_per_worker": (_int, "MAX_CONNECTIONS_PER_WORKER"),
+    "database_timeout_seconds": (_float, "DATABASE_TIMEOUT_SECONDS"),
 }
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 _FAIL_CLOSED = {"auth_tokens": "AUTH_TOKEN"}

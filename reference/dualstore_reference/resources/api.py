@@ -45,11 +45,16 @@ def collection_of(state: AppState, name: str) -> CollectionStore:
 
 
 def int_param(req: falcon.asgi.Request, name: str, bounds: tuple[int, int, int]) -> int:
-    """An integer query parameter within [low, high] (default when absent or empty)."""
+    """An integer query parameter within [low, high]; the default only when absent.
+
+    An empty value (``limit=``) is a malformed parameter (400), never the default.
+    """
     low, high, default = bounds
     raw = req.get_param(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    if raw == "":
+        raise Problem("invalid-request", f"{name} is empty; give an integer {low}..{high}.")
     try:
         value = int(raw, 10)
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import falcon.asgi
@@ -20,6 +21,9 @@ NEWDOC_FIELDS = frozenset({"text", "timestamp", "metadata"})
 MAX_METADATA_DEPTH = 8
 KEY_RULE = "keys are non-empty, without '.', NUL or a leading '$'"
 INT64 = (-(2**53 - 1), 2**53 - 1)
+MAX_BODY_DEPTH = MAX_METADATA_DEPTH + 1
+"""Containers below the body object: metadata itself plus its nesting."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
@@ -52,7 +56,9 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
         text = raw.decode("utf-8")
         if text.startswith("\ufeff"):
             text = text[1:]
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Problem("invalid-json", "The body nests arrays or objects too deeply.") from None
     except UnicodeDecodeError:
         raise Problem("invalid-json", "The body is not valid UTF-8.") from None
     except json.JSONDecodeError as error:
@@ -62,6 +68,49 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
         ) from None
     except ValueError as error:
         raise Problem("invalid-json", f"The body is not valid JSON: {error}.") from None
+    _check_shape(value)
+    return value
+
+
+def _check_shape(value: Any) -> None:
+    """I-JSON (RFC 7493) strings and a bounded depth, walked without recursion.
+
+    A lone surrogate escape (``"\\ud800"``) is valid JSON syntax but no Unicode string:
+    400 invalid-json. A body nested deeper than any valid NewDoc can be is 422 here,
+    before the schema validator (which recurses) ever sees it.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            _check_string(node)
+        elif isinstance(node, dict):
+            if depth > MAX_BODY_DEPTH:
+                _too_deep()
+            for key, item in node.items():
+                _check_string(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_BODY_DEPTH:
+                _too_deep()
+            stack.extend((item, depth + 1) for item in node)
+
+
+def _check_string(text: str) -> None:
+    if _SURROGATE.search(text):
+        raise Problem(
+            "invalid-json",
+            "The body holds a lone surrogate escape (such as \\ud800): not a Unicode string "
+            "(I-JSON, RFC 7493).",
+        )
+
+
+def _too_deep() -> None:
+    raise Problem(
+        "validation-failed",
+        f"The body nests deeper than a document can (metadata: {MAX_METADATA_DEPTH} levels).",
+        extra={"errors": [{"pointer": "/metadata", "message": "nested too deeply"}]},
+    )
 
 
 def _charset(content_type: str) -> str | None:

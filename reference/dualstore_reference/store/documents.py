@@ -31,10 +31,6 @@ RECENT_WINDOWS = (
     dt.timedelta(days=366),
 )
 """Time windows tried below the anchor before the unbounded query (see recent())."""
-INT64_MAX = 2**63 - 1
-"""Largest ``_seq`` a cursor may carry (BSON int64); beyond it the cursor is invalid."""
-EPOCH_MS_RANGE = (-62135596800000, 253402300799999)
-"""Epoch milliseconds of 0001-01-01 and 9999-12-31T23:59:59.999Z (datetime's range)."""
 
 
 @dataclass(frozen=True)

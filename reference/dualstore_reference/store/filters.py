@@ -42,6 +42,7 @@ METADATA_PREFIX = "metadata."
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _BASE64URL_CHAR = re.compile(r"[A-Za-z0-9_-]")
 _PATH_SEGMENT_BAD = re.compile(r"[.$\x00]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FilterError(ValueError):
@@ -118,7 +119,25 @@ def decode(encoded: str) -> Filter:
         raise FilterError("filter JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise FilterError(f"filter must be a JSON object, got {_json_type(value)}")
+    _check_strings(value)
     return value
+
+
+def _check_strings(value: Any) -> None:
+    """Every key and string is Unicode: a lone surrogate escape is refused (I-JSON)."""
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            raise FilterError(
+                "filter JSON holds a lone surrogate escape (such as \\ud800), which is not "
+                "a Unicode string (I-JSON, RFC 7493)"
+            )
 
 
 def _json_type(value: Any) -> str:

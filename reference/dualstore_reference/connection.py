@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTTP/1.1 connection layer (uvicorn's h11 protocol): head timeout, connection cap, problems.
+
+uvicorn closes idle keep-alive connections, but it never closes a connection that has
+not sent a complete request head, and its own errors are text/plain. This subclass adds:
+
+- a bound on the time to receive a complete request head, counted from the connection's
+  opening (or its first byte after an idle keep-alive); past it the connection is closed
+  (with a 408 problem when part of a head had arrived);
+- a cap on open connections per worker: a request on a connection past the cap gets
+  503 problem+json with Retry-After and the connection is closed, so idle sockets cannot
+  exhaust the worker's file descriptors while it still answers;
+- the 400 that h11 sends for a malformed request (bad or duplicate Content-Length, NUL in
+  a header, a head too large to buffer) as problem+json (400, 414 or 431).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .guard import MAX_HEAD_BYTES
+from .problems import raw_response
+
+log = logging.getLogger("dualstore.connection")
+OVERLOAD_LOG_SECONDS = 10.0
+MALFORMED = (
+    "The request is not valid HTTP/1.1 (its request line, a header field or its "
+    "Content-Length is malformed)."
+)
+REASONS = {400: b"Bad Request", 408: b"Request Timeout", 414: b"URI Too Long",
+           431: b"Request Header Fields Too Large"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """The bounds one worker applies to its connections."""
+
+    head_timeout_seconds: float = 10.0
+    max_connections: int = 4096
+
+
+class _Connection(h11.Connection):
+    """h11's connection, remembering the protocol error it raised (for its status hint)."""
+
+    last_error: h11.RemoteProtocolError | None = None
+
+    def next_event(self) -> Any:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as error:
+            self.last_error = error
+            raise
+
+
+async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """ASGI app of a connection past the cap: 503 problem, Retry-After, close."""
+    headers, body = raw_response(
+        503,
+        "unavailable",
+        "This worker has too many open connections; retry shortly.",
+        {"Retry-After": "1"},
+    )
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class DualstoreProtocol(H11Protocol):
+    """H11Protocol with a request-head deadline, a connection cap and problem+json errors."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    _last_overload_log: ClassVar[float] = 0.0
+
+    @classmethod
+    def configured(cls, limits: ConnectionLimits) -> type[DualstoreProtocol]:
+        """This protocol with other limits (uvicorn instantiates the class itself)."""
+        return type("ConfiguredDualstoreProtocol", (cls,), {"limits": limits})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn: _Connection = _Connection(h11.SERVER, MAX_HEAD_BYTES)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_has_line_end = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # reason: uvicorn narrows BaseTransport the same way
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self.app = _overloaded
+            now = time.monotonic()
+            if now - DualstoreProtocol._last_overload_log >= OVERLOAD_LOG_SECONDS:
+                DualstoreProtocol._last_overload_log = now
+                log.warning(
+                    "%d open connections exceed MAX_CONNECTIONS_PER_WORKER=%d: answering 503",
+                    len(self.connections), self.limits.max_connections,
+                )  # fmt: skip
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._head_bytes += len(data)
+            self._head_has_line_end = self._head_has_line_end or b"\n" in data
+        super().data_received(data)
+        self._watch_head()
+
+    def _watch_head(self) -> None:
+        """Arm the head deadline while a head is awaited, cancel it once one arrived."""
+        if self.transport.is_closing():
+            self._cancel_head_timer()
+        elif self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(
+                    self.limits.head_timeout_seconds, self._head_timed_out
+                )
+        else:
+            self._cancel_head_timer()
+            self._head_bytes = 0
+            self._head_has_line_end = False
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self._head_bytes:
+            self._write_problem(
+                408,
+                None,
+                f"No complete request head within {self.limits.head_timeout_seconds:g} s.",
+            )
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        error = self.conn.last_error
+        status, slug, detail = 400, "invalid-request", MALFORMED
+        slug_or_none: str | None = slug
+        if error is not None and error.error_status_hint == 431:
+            if self._head_has_line_end:
+                status, slug_or_none = 431, None
+                detail = f"The request head is larger than {MAX_HEAD_BYTES} bytes."
+            else:
+                status, slug_or_none = 414, None
+                detail = f"The request line is longer than {MAX_HEAD_BYTES} bytes."
+        self._write_problem(status, slug_or_none, detail)
+        self.transport.close()
+
+    def _write_problem(self, status: int, slug: str | None, detail: str) -> None:
+        """Write a complete problem response straight to the socket (h11 is in error)."""
+        headers, body = raw_response(status, slug, detail)
+        lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b""))]
+        lines += [name + b": " + value for name, value in headers]
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
