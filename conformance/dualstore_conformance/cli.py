@@ -23,6 +23,7 @@ class Subcommand(Protocol):
 SUBCOMMANDS: dict[str, str] = {
     "serve": "dualstore_reference.serve",
     "conform": "dualstore_conformance.command",
+    "conform-client": "dualstore_conformance.client_suite.command",
     "load": "dualstore_loadtests.command",
     "spec": "dualstore_spec.command",
 }

@@ -201,6 +201,6 @@ class AsyncDualStoreClient:
             request = self._http.build_request(
                 "GET", path, params=current.params(), headers=current.headers(), timeout=timeout
             )
-            return await self._http.send(request, stream=True)
+            return await self._http.send(request, stream=True, follow_redirects=True)
 
         return AsyncEventStream(open_response, session)

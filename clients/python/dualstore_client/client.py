@@ -211,6 +211,6 @@ class DualStoreClient:
             request = self._http.build_request(
                 "GET", path, params=current.params(), headers=current.headers(), timeout=timeout
             )
-            return self._http.send(request, stream=True)
+            return self._http.send(request, stream=True, follow_redirects=True)
 
         return EventStream(open_response, session)
