@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
+import socket
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+from dualstore_reference.launcher import RunningReference
 from dualstore_reference.security.stream_slots import StreamSlots
 from pymongo import AsyncMongoClient
 
@@ -53,3 +60,58 @@ def test_leases_cap_release_renew_and_takeover(mongodb_uri: str) -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+def _open_stream(url: str, token: str) -> tuple[socket.socket, int]:
+    """A raw stream connection kept open: (socket, pid of the worker serving it); pid 0
+    when the stream was refused (429)."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.sendall(
+        b"GET /v1/agent_tasks/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+        + token.encode() + b"\r\nAccept: text/event-stream\r\n\r\n"
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed before the response head"
+        head += chunk
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:
+        sock.close()
+        assert status == 429, head
+        return sock, 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"x-dualstore-worker:"):
+            return sock, int(line.split(b":", 1)[1])
+    raise AssertionError(f"no worker header: {head!r}")
+
+
+def test_slots_of_a_worker_killed_with_sigkill_are_free_within_two_seconds(
+    start_reference: Callable[..., RunningReference], reference_headers: dict[str, str]
+) -> None:
+    # Before: the leases of a killed worker stayed taken for their whole lease (~31 s).
+    cap = 6
+    server = start_reference(env={"STREAM_CAP_PER_IP": str(cap)}, workers=2)
+    token = reference_headers["Authorization"].split()[1]
+    streams = [_open_stream(server.url, token) for _ in range(cap)]
+    assert all(pid for _, pid in streams)
+    assert _open_stream(server.url, token)[1] == 0  # the cap holds across workers
+    victim = streams[0][1]
+    killed = [sock for sock, pid in streams if pid == victim]
+    os.kill(victim, signal.SIGKILL)
+    started = time.monotonic()
+    for sock in killed:
+        sock.close()
+    reopened: list[socket.socket] = []
+    while len(reopened) < len(killed) and time.monotonic() - started < 10:
+        sock, pid = _open_stream(server.url, token)
+        if pid:
+            reopened.append(sock)
+        else:
+            time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    for sock in reopened + [sock for sock, pid in streams if pid != victim]:
+        sock.close()
+    assert len(reopened) == len(killed), f"only {len(reopened)}/{len(killed)} slots came back"
+    assert elapsed <= 2.0, f"slots of the killed worker came back after {elapsed:.1f} s"

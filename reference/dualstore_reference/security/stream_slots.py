@@ -6,6 +6,12 @@ Acquire upserts a free k (a DuplicateKeyError means a live stream holds it: try 
 an expired lease, left by a worker that died, is taken over). Release deletes it.
 Each worker renews all of its leases with ONE ``update_many`` per interval, so the
 database load does not grow with the number of streams.
+
+A lease also names the host and process id that hold it: when a worker dies without
+releasing (kill -9, out of memory), the gunicorn master deletes that process's leases as
+soon as it reaps it (:func:`release_process`, from ``gunicorn_conf.child_exit``), so its
+slots are free again within the spec's release bound instead of after the lease time.
+Only a crash of the whole host is left to the lease expiry.
 """
 
 from __future__ import annotations
@@ -14,15 +20,21 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 SLOTS_COLLECTION = "dualstore_stream_slots"
+HOST = socket.gethostname()
+RELEASE_TIMEOUT_MS = 1500
+"""Bound on the master's release of a dead worker's leases (it blocks the master loop)."""
 Document = dict[str, Any]
 
 log = logging.getLogger(__name__)
@@ -72,7 +84,13 @@ class StreamSlots:
         start = random.randrange(self.cap)
         for step in range(self.cap):
             slot_id = f"{ip}#{(start + step) % self.cap}"
-            lease = {"owner": self.owner, "ip": ip, "expires_at": self._expiry()}
+            lease = {
+                "owner": self.owner,
+                "ip": ip,
+                "expires_at": self._expiry(),
+                "host": HOST,
+                "pid": os.getpid(),
+            }
             try:
                 result = await self.collection.update_one(
                     {"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease}, upsert=True
@@ -143,3 +161,25 @@ class StreamSlots:
                 await self.renew()
             except PyMongoError as error:
                 log.warning("stream slot renewal failed: %s", error)
+
+
+def release_process(uri: str, database: str, pid: int, host: str = HOST) -> int:
+    """Delete every lease held by process pid on host (it died); how many were deleted.
+
+    Synchronous and bounded (RELEASE_TIMEOUT_MS): it runs in the gunicorn master, which
+    has no event loop. Errors are logged, never raised (the lease expiry still applies).
+    """
+    client: MongoClient[Document] = MongoClient(
+        uri, timeoutMS=RELEASE_TIMEOUT_MS, appname="dualstore-reference-master"
+    )
+    try:
+        slots = client.get_default_database(database)[SLOTS_COLLECTION]
+        deleted = slots.delete_many({"host": host, "pid": pid}).deleted_count
+    except PyMongoError as error:
+        log.warning("could not release the stream slots of process %d: %s", pid, error)
+        return 0
+    finally:
+        client.close()
+    if deleted:
+        log.info("released %d stream slot(s) of exited worker %d", deleted, pid)
+    return deleted
