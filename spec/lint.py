@@ -20,6 +20,8 @@ from referencing.jsonschema import DRAFT202012
 OPENAPI_URI = "urn:dualstore:spec:openapi"
 FILTER_URI = "urn:dualstore:spec:filter"
 RULE_ID = re.compile(r"^[A-Z]+(-[A-Z]+)*-[0-9]{3}$")
+PROFILE_SCHEMA = "deployment-profile.schema.json"
+"""The meta-schema of deployment profiles: one property per x-dualstore-configurable value."""
 
 _MEDIA_SCHEMA_KEYS = ("schema", "itemSchema")
 
@@ -131,6 +133,8 @@ def _lint_openapi(loaded: _Loaded, registry: Registry[Any]) -> Iterator[str]:
     yield from _lint_examples(doc, registry)
     yield from _lint_problem_types(doc)
     yield from _lint_limits(doc)
+    yield from _lint_precedence(doc)
+    yield from _lint_implementation_defined(doc)
 
 
 def _example_values(node: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
@@ -319,12 +323,62 @@ def _lint_limits(doc: dict[str, Any]) -> Iterator[str]:
                     f"{schema.get(schema_key)!r} differs from "
                     f"x-dualstore-limits.{limit_name}.{key} {bounds.get(key)!r}"
                 )
+    q_max = params.get("Query", {}).get("schema", {}).get("maxLength")
+    if q_max != limits.get("search_q_max_length"):
+        yield (
+            "openapi.yaml#/components/parameters/Query/schema/maxLength: differs from "
+            "x-dualstore-limits.search_q_max_length"
+        )
+    key_max = doc.get("components", {}).get("schemas", {}).get("MetadataKey", {}).get("maxLength")
+    if key_max != limits.get("metadata", {}).get("max_key_length"):
+        yield (
+            "openapi.yaml#/components/schemas/MetadataKey/maxLength: differs from "
+            "x-dualstore-limits.metadata.max_key_length"
+        )
     filter_max = params.get("Filter", {}).get("schema", {}).get("maxLength")
     if filter_max != limits.get("filter", {}).get("max_encoded_length"):
         yield (
             "openapi.yaml#/components/parameters/Filter/schema/maxLength: differs from "
             "x-dualstore-limits.filter.max_encoded_length"
         )
+
+
+def _lint_precedence(doc: dict[str, Any]) -> Iterator[str]:
+    """x-dualstore-http.precedence names declared problem slugs, and no pair both ways."""
+    where = "openapi.yaml#/x-dualstore-http/precedence/wins"
+    found, wins = _resolve_pointer(doc, "/x-dualstore-http/precedence/wins")
+    if not found or not isinstance(wins, dict):
+        yield f"{where}: missing (map of problem slug -> the slugs it wins over)"
+        return
+    declared = doc.get("x-dualstore-problem-types", {})
+    slugs = {str(t).rsplit(":", 1)[-1] for t in declared} if isinstance(declared, dict) else set()
+    for winner, losers in wins.items():
+        if winner not in slugs:
+            yield f"{where}/{winner}: not a declared problem type"
+        if not isinstance(losers, list) or not losers:
+            yield f"{where}/{winner}: needs a non-empty list of problem slugs"
+            continue
+        for loser in losers:
+            if loser not in slugs:
+                yield f"{where}/{winner}: {loser!r} is not a declared problem type"
+            elif winner in (wins.get(loser) or []):
+                yield f"{where}/{winner}: {winner} and {loser} each win over the other"
+
+
+def _lint_implementation_defined(doc: dict[str, Any]) -> Iterator[str]:
+    """Each implementation-defined item says when it applies and offers alternatives."""
+    where = "openapi.yaml#/x-dualstore-implementation-defined/items"
+    found, items = _resolve_pointer(doc, "/x-dualstore-implementation-defined/items")
+    if not found or not isinstance(items, dict) or not items:
+        yield f"{where}: missing (map of item -> when, alternatives)"
+        return
+    for name, item in items.items():
+        if not isinstance(item, dict) or not isinstance(item.get("when"), str):
+            yield f"{where}/{name}: needs `when`, a sentence saying when it applies"
+            continue
+        alternatives = item.get("alternatives")
+        if not isinstance(alternatives, list) or len(alternatives) < 2:
+            yield f"{where}/{name}: needs at least two `alternatives`"
 
 
 # ------------------------------------------------------------------------------ other files
@@ -433,6 +487,68 @@ def _lint_contract(loaded: _Loaded, registry: Registry[Any], problems: list[str]
                 )
 
 
+def _lint_configurable(loaded: _Loaded, problems: list[str]) -> None:
+    """x-dualstore-configurable and the deployment-profile meta-schema name the same values,
+    and every default equals the value the spec states at `default_at`."""
+    meta_file = loaded.folder / dualstore_spec.META_SCHEMA_DIR / PROFILE_SCHEMA
+    where_meta = f"{dualstore_spec.META_SCHEMA_DIR}/{PROFILE_SCHEMA}"
+    if not meta_file.is_file():
+        problems.append(f"{where_meta}: missing")
+        return
+    try:
+        profile = json.loads(meta_file.read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(profile)
+    except (json.JSONDecodeError, jsonschema.SchemaError) as exc:
+        problems.append(f"{where_meta}: invalid: {' '.join(str(exc).split())[:300]}")
+        return
+    validator = jsonschema.Draft202012Validator(profile)
+    for index, example in enumerate(profile.get("examples", [])):
+        problems.extend(_errors(f"{where_meta}#/examples/{index}", example, validator))
+    if not isinstance(loaded.openapi, dict):
+        return
+    where = "openapi.yaml#/x-dualstore-configurable/values"
+    found, values = _resolve_pointer(loaded.openapi, "/x-dualstore-configurable/values")
+    if not found or not isinstance(values, dict):
+        problems.append(f"{where}: missing (map of configurable value -> default, default_at)")
+        return
+    properties = profile.get("properties", {})
+    for name in sorted(set(values) ^ set(properties)):
+        side = where_meta if name in values else where
+        problems.append(f"{side}: lacks {name!r}, which the other one lists")
+    documents = {
+        dualstore_spec.OPENAPI_FILE: loaded.openapi,
+        dualstore_spec.SSE_CONTRACT_FILE: loaded.contract,
+    }
+    for name, entry in values.items():
+        if not isinstance(entry, dict) or "default" not in entry:
+            problems.append(f"{where}/{name}: needs a `default`")
+            continue
+        default = entry["default"]
+        file, _, pointer = str(entry.get("default_at", "")).partition("#")
+        ok, stated = _resolve_pointer(documents.get(file), pointer)
+        if documents.get(file) is None or not ok:
+            problems.append(f"{where}/{name}/default_at: does not resolve")
+        elif _spec_value(stated) != default:
+            problems.append(
+                f"{where}/{name}/default: {default!r} differs from {entry['default_at']} "
+                f"{_spec_value(stated)!r}"
+            )
+        if name in properties and properties[name].get("default") != default:
+            problems.append(
+                f"{where_meta}#/properties/{name}/default: differs from {where}/{name}/default"
+            )
+        errors = [e.message for e in validator.iter_errors({name: default})]
+        if errors:
+            problems.append(f"{where}/{name}/default: not a valid profile value: {errors[0]}")
+
+
+def _spec_value(stated: Any) -> Any:
+    """A stated default as a profile holds it (x-dualstore-limits.rate_limit has a `scope`)."""
+    if isinstance(stated, dict):
+        return {k: v for k, v in stated.items() if isinstance(v, int | float)}
+    return stated
+
+
 def _anchors(markdown: str) -> set[str]:
     """GitHub-style heading anchors of a Markdown text."""
     anchors = set()
@@ -513,5 +629,6 @@ def lint(directory: str | None = None) -> list[str]:
     problems.extend(_lint_openapi(loaded, registry))
     _lint_filter_schema(loaded, problems)
     _lint_contract(loaded, registry, problems)
+    _lint_configurable(loaded, problems)
     _lint_rules(loaded, problems)
     return problems

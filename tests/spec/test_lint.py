@@ -204,6 +204,85 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         "sse-contract.yaml#/x-shutdown: no rule in rules.yaml cites this section",
     ),
     (
+        "precedence-unknown-slug",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-http"]["precedence"]["wins"]["unauthorized"].append("teapot"),
+        ),
+        "precedence/wins/unauthorized: 'teapot' is not a declared problem type",
+    ),
+    (
+        "precedence-both-ways",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-http"]["precedence"]["wins"]["invalid-json"].append(
+                "payload-too-large"
+            ),
+        ),
+        "payload-too-large and invalid-json each win over the other",
+    ),
+    (
+        "implementation-defined-one-alternative",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-implementation-defined"]["items"]["plain-options"].update(
+                alternatives=["405"]
+            ),
+        ),
+        "items/plain-options: needs at least two `alternatives`",
+    ),
+    (
+        "configurable-default-differs",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-configurable"]["values"]["stream_cap_per_ip"].update(
+                default=12
+            ),
+        ),
+        "values/stream_cap_per_ip/default: 12 differs from "
+        "openapi.yaml#/x-dualstore-limits/stream_cap_per_ip 10",
+    ),
+    (
+        "configurable-default-follows-the-spec",
+        _edit_yaml("sse-contract.yaml", lambda d: d["x-heartbeat"].update(default_seconds=20)),
+        "values/heartbeat_seconds/default: 15 differs from "
+        "sse-contract.yaml#/x-heartbeat/default_seconds 20",
+    ),
+    (
+        "configurable-not-in-profile",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-configurable"]["values"].update(
+                max_body_bytes={
+                    "default": 65536,
+                    "default_at": "openapi.yaml#/x-dualstore-limits/max_body_bytes",
+                }
+            ),
+        ),
+        "meta-schemas/deployment-profile.schema.json: lacks 'max_body_bytes'",
+    ),
+    (
+        "profile-schema-default",
+        _edit_json(
+            "meta-schemas/deployment-profile.schema.json",
+            lambda d: d["properties"]["retry_ms"].update(default=1000),
+        ),
+        "deployment-profile.schema.json#/properties/retry_ms/default: differs",
+    ),
+    (
+        "profile-schema-missing",
+        lambda folder: (folder / "meta-schemas" / "deployment-profile.schema.json").unlink(),
+        "meta-schemas/deployment-profile.schema.json: missing",
+    ),
+    (
+        "metadata-key-length",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["components"]["schemas"]["MetadataKey"].update(maxLength=255),
+        ),
+        "MetadataKey/maxLength: differs from x-dualstore-limits.metadata.max_key_length",
+    ),
+    (
         "missing-file",
         lambda folder: (folder / "filter.schema.json").unlink(),
         "filter.schema.json: missing",
