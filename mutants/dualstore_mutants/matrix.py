@@ -116,9 +116,11 @@ def server_env(heartbeat: float) -> dict[str, str]:
 
 
 def run_conform(
-    url: str, args: argparse.Namespace, report: Path, stream_only: bool = False
+    url: str, args: argparse.Namespace, report: Path, stream_only: bool = False,
+    extra: list[str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """``dualstore conform`` against url; (exit code, JSON report)."""
+    """``dualstore conform`` against url (extra: the row's ``conform_args``, such as the
+    deployment profile it declares); (exit code, JSON report)."""
     command = [
         sys.executable, "-m", "dualstore_conformance.cli", "conform", "--url", url,
         "--heartbeat-seconds", f"{args.heartbeat:g}", "--max-examples", str(args.max_examples),
@@ -127,6 +129,7 @@ def run_conform(
     ]  # fmt: skip
     if stream_only:
         command += ["--skip", "property"]
+    command += extra or []
     env = {**os.environ, "DUALSTORE_TOKEN": TOKEN, "DUALSTORE_CORS_ORIGIN": ORIGIN}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     data: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
@@ -188,7 +191,8 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
     folder = workdir / name
     try:
         options: dict[str, Any] = {
-            "env": server_env(args.heartbeat),
+            "env": {**server_env(args.heartbeat),
+                    **{str(k): str(v) for k, v in (entry.get("env") or {}).items()}},
             "workers": 1,
             "data_dir": folder,
             "mongodb_uri": with_database(mongodb_uri, "km_" + re.sub(r"\W", "_", name)),
@@ -201,7 +205,8 @@ def run_row(name: str, mongodb_uri: str, args: argparse.Namespace, workdir: Path
     try:
         started = time.monotonic()
         row.conform_exit, report = run_conform(
-            server.url, args, folder / "conform.json", row.stream_only
+            server.url, args, folder / "conform.json", row.stream_only,
+            [str(a) for a in entry.get("conform_args", [])],
         )
         row.conform_seconds = round(time.monotonic() - started, 1)
         for check in report.get("checks", []):

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import fault
@@ -198,6 +199,94 @@ def no_heartbeat(app: ASGIApp, settings: Settings) -> ASGIApp:
     return rewrite_sse(app, lambda scope: _Heartbeats(lambda n: False))
 
 
+class _HeartbeatWithId:
+    """Heartbeats carry ``id:`` with the connection's last event id (once there is one)."""
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+
+    async def __call__(self, block: bytes) -> list[bytes]:
+        fields = block_fields(block)
+        if fields.get("event") == "insert" and "id" in fields:
+            self.last_id = fields["id"]
+        if fields.get("event") == "heartbeat" and self.last_id is not None:
+            return [f"id: {self.last_id}\n".encode() + block]
+        return [block]
+
+
+@fault("sse-heartbeat-with-id")
+def heartbeat_with_id(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """Heartbeats repeat the last event id in an id field (harmless to EventSource's
+    lastEventId, but the spec says a heartbeat carries no id field at all)."""
+    return rewrite_sse(app, lambda scope: _HeartbeatWithId())
+
+
+@fault("sse-heartbeat-reset-by-filtered")
+def heartbeat_reset_by_filtered(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """The heartbeat clock is kept per worker, not per stream: every committed document
+    restarts it, so a filtered stream gets no heartbeat (after its first) while documents
+    its filter leaves out keep arriving more often than H."""
+    interval = settings.sse_heartbeat_seconds
+    last_commit = [0.0]
+
+    def make(scope: Scope) -> BlockFilter:
+        filtered = any(k == "filter" and v for k, v in query(scope))
+        first = [True]
+
+        async def clock(block: bytes) -> list[bytes]:
+            if event_type(block) != "heartbeat" or not filtered:
+                return [block]
+            if first[0]:  # the heartbeat sent on open
+                first[0] = False
+                return [block]
+            return [] if time.monotonic() - last_commit[0] < interval else [block]
+
+        return clock
+
+    streams = rewrite_sse(app, make)
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            await streams(scope, receive, send)
+            return
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message.get("status") == 201:
+                last_commit[0] = time.monotonic()
+            await send(message)
+
+        await app(scope, receive, noting)
+
+    return middleware
+
+
+@fault("sse-resume-join-duplicate")
+def resume_join_duplicate(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """On a resumed stream the last replayed event is sent again just before the first live
+    one (a join that re-reads its own boundary: replay (a, J] then live [J, ...))."""
+    from dualstore_reference.resources import stream as resource
+
+    original = resource.StreamResource._events
+
+    async def joined(self: Any, stream: Any, collection: str) -> AsyncIterator[bytes]:
+        last_replayed: bytes | None = None
+        resumed = not stream.resume.live_only
+        async for chunk in original(self, stream, collection):
+            fields = block_fields(chunk)
+            seq = fields.get("id", "")
+            if resumed and fields.get("event") == "insert" and seq.isdigit():
+                if int(seq) <= stream.subscription.start:
+                    last_replayed = chunk
+                elif last_replayed is not None:
+                    yield last_replayed  # the join sends its boundary event once more
+                    last_replayed = None
+                    resumed = False
+            yield chunk
+
+    resource.StreamResource._events = joined  # type: ignore[method-assign]  # the fault
+    return app
+
+
 def _stream_rewrite(app: ASGIApp, change: Any) -> ASGIApp:
     return rewrite_request(app, lambda scope: change(scope) if is_stream(scope) else scope)
 
@@ -346,26 +435,21 @@ def filter_not_applied(app: ASGIApp, settings: Settings) -> ASGIApp:
 
 
 class _OddButLegal:
-    """Legal but unusual framing: BOM, CR / CRLF line ends, comments, ids on heartbeats,
-    unknown fields; with keep_retry False, no retry field either."""
+    """Legal but unusual framing: BOM, CR / CRLF line ends, comments, unknown fields; with
+    keep_retry False, no retry field either. (Heartbeats keep having no id: the spec's
+    SSE-HEARTBEAT-001 forbids one even when it repeats the last event id.)"""
 
     def __init__(self, keep_retry: bool = True) -> None:
         self.keep_retry = keep_retry
         self.first = True
         self.blocks = 0
-        self.last_id: str | None = None
 
     async def __call__(self, block: bytes) -> list[bytes]:
-        fields = block_fields(block)
-        if "id" in fields:
-            self.last_id = fields["id"]
         lines = [line for line in block.decode("utf-8").split("\n") if line]
         if not self.keep_retry:
             lines = [line for line in lines if not line.startswith("retry:")]
         if not lines:
             return []
-        if fields.get("event") == "heartbeat" and self.last_id is not None:
-            lines.insert(0, f"id: {self.last_id}")  # repeats the last id: resume unaffected
         lines.append("x-unknown-field: ignored by every conforming client")
         lines.insert(0, ": comment before the event")
         self.blocks += 1
@@ -387,6 +471,20 @@ def odd_legal_framing(app: ASGIApp, settings: Settings) -> ASGIApp:
 def odd_legal_no_retry(app: ASGIApp, settings: Settings) -> ASGIApp:
     """odd-legal-framing that also never sends a retry field (legal; SSE-FRAME-005 is a SHOULD)."""
     return rewrite_sse(app, lambda scope: _OddButLegal(keep_retry=False))
+
+
+@fault("odd-legal-strict-rate-limit")
+def strict_rate_limit(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """The unmodified reference; the catalogue entry runs it with a strict but legal rate
+    limit (RATE_LIMIT_PER_SECOND=10, RATE_LIMIT_BURST=20) declared to conform."""
+    return app
+
+
+@fault("odd-legal-stream-cap-20")
+def stream_cap_20(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """The unmodified reference; the catalogue entry runs it with STREAM_CAP_PER_IP=20
+    declared to conform (--stream-cap 20)."""
+    return app
 
 
 LEAKED: list[bytes] = []
