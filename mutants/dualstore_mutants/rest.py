@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -16,9 +17,11 @@ from .asgi import (
     Response,
     Scope,
     dump,
+    is_http,
     is_stream,
     json_body,
     query,
+    request_header,
     rewrite_docs,
     rewrite_request,
     rewrite_response,
@@ -271,29 +274,6 @@ def cursor_skips(app: ASGIApp, settings: Settings) -> ASGIApp:
     return rewrite_response(app, rewrite)
 
 
-@fault("rest-cursor-repeats")
-def cursor_repeats(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """Inclusive keyset comparison: each next page starts with the previous page's last item."""
-
-    def inclusive(cursor: str) -> str:
-        try:
-            raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        except ValueError:
-            return cursor
-        if not isinstance(raw, dict) or not isinstance(raw.get("s"), int):
-            return cursor
-        raw["s"] += 1
-        return base64.urlsafe_b64encode(dump(raw)).decode().rstrip("=")
-
-    def rewrite(scope: Scope) -> Scope:
-        if not RECENT_PATH.match(_path(scope)):
-            return scope
-        pairs = [(k, inclusive(v) if k == "cursor" and v else v) for k, v in query(scope)]
-        return with_query(scope, pairs)
-
-    return rewrite_request(app, rewrite)
-
-
 @fault("rest-location-missing")
 def location_missing(app: ASGIApp, settings: Settings) -> ASGIApp:
     """POST 201 answers without the Location header."""
@@ -347,5 +327,33 @@ def validation_lenient(app: ASGIApp, settings: Settings) -> ASGIApp:
         headers = [(h, v) for h, v in scope.get("headers", []) if h.lower() != b"content-length"]
         headers.append((b"content-length", str(len(raw)).encode()))
         await app({**scope, "headers": headers}, replay, send)
+
+    return middleware
+
+
+RACE_WINDOW_SECONDS = 0.3
+"""How long the racy lookup-then-insert takes (wide enough for concurrent retries to meet)."""
+
+
+@fault("rest-idempotency-race")
+def idempotency_race(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """Idempotency is check-then-insert without a lock or unique index: a POST arriving while
+    another with the same key is still in flight finds nothing and creates a second document."""
+    in_flight: set[str] = set()
+
+    async def middleware(scope: Scope, receive: Any, send: Any) -> None:
+        key = request_header(scope, "idempotency-key") if is_http(scope) else None
+        if not key or scope["method"] != "POST" or not COLLECTION_PATH.match(_path(scope)):
+            await app(scope, receive, send)
+            return
+        if key in in_flight:  # the lookup missed the first request's uncommitted insert
+            await app(with_request_header(scope, "idempotency-key", None), receive, send)
+            return
+        in_flight.add(key)
+        try:
+            await asyncio.sleep(RACE_WINDOW_SECONDS)
+            await app(scope, receive, send)
+        finally:
+            in_flight.discard(key)
 
     return middleware

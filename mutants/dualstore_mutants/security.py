@@ -138,3 +138,52 @@ def cors_expose_missing(app: ASGIApp, settings: Settings) -> ASGIApp:
         return status, set_header(headers, "access-control-expose-headers", None), body
 
     return rewrite_response(app, rewrite)
+
+
+@fault("sec-scheme-case-sensitive")
+def scheme_case_sensitive(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """The auth scheme is matched case-sensitively: ``bearer T`` and ``BEARER T`` get 401."""
+
+    def rewrite(scope: Scope) -> Scope:
+        header = request_header(scope, "authorization")
+        if header is None or header.startswith("Bearer "):
+            return scope
+        return with_request_header(scope, "authorization", None)
+
+    return rewrite_request(app, rewrite)
+
+
+CORS_HEADERS = ("access-control-allow-origin", "access-control-expose-headers",
+                "access-control-allow-credentials")
+
+
+def _without_cors(headers: Headers) -> Headers:
+    for name in CORS_HEADERS:
+        headers = set_header(headers, name, None)
+    return headers
+
+
+@fault("sec-cors-success-only")
+def cors_success_only(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """CORS headers are added by the success path only: errors (4xx/5xx) and the stream lack
+    them, so a browser sees an opaque network error instead of the problem."""
+
+    def rewrite(scope: Scope, status: int, headers: Headers, body: bytes) -> Response:
+        if status >= 400:
+            headers = _without_cors(headers)
+        return status, headers, body
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if not is_stream(scope):
+            await errors_stripped(scope, receive, send)
+            return
+
+        async def stripped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": _without_cors(list(message.get("headers", [])))}
+            await send(message)
+
+        await app(scope, receive, stripped)
+
+    errors_stripped = rewrite_response(app, rewrite)
+    return middleware

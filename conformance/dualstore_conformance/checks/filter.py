@@ -31,7 +31,8 @@ def _encode_raw(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-async def _expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> None:
+async def expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> None:
+    """Fail unless recent and search both answer the filter value 400 invalid-filter."""
     for path, extra in (
         (f"{ctx.collection_path}/recent", {}),
         (f"{ctx.collection_path}/search", {"q": "conformance"}),
@@ -55,7 +56,7 @@ async def _expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> N
 )
 async def unsafe_operators(ctx: CheckContext) -> None:
     for expression in UNSAFE_FILTERS:
-        await _expect_invalid_filter(ctx, http.encode_filter(expression), f"filter {expression}")
+        await expect_invalid_filter(ctx, http.encode_filter(expression), f"filter {expression}")
 
 
 @check(
@@ -72,7 +73,7 @@ async def malformed(ctx: CheckContext) -> None:
     }
     path = f"{ctx.collection_path}/recent"
     for label, value in cases.items():
-        await _expect_invalid_filter(ctx, value, f"a filter that is {label}")
+        await expect_invalid_filter(ctx, value, f"a filter that is {label}")
         response = await ctx.request("GET", path, params={"filter": value})
         detail = (http.problem(response) or {}).get("detail")
         if not isinstance(detail, str) or not detail.strip():

@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""AUTH-007: the ``Bearer`` scheme name is case-insensitive (RFC 9110 section 11.1)."""
+
+from __future__ import annotations
+
+from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.registry import check
+
+SCHEME_SPELLINGS = ("bearer", "BEARER", "bEaReR")
+"""Spellings of the scheme other than the usual ``Bearer``."""
+
+
+@check(
+    id="auth-scheme-case-insensitive",
+    title="Auth: `bearer T`, `BEARER T` and `bEaReR T` are accepted like `Bearer T`",
+    rules=["AUTH-007", "AUTH-002"],
+)
+async def scheme_case_insensitive(ctx: CheckContext) -> None:
+    token = ctx.target.token
+    if not token:
+        ctx.skip("no --token given: a valid token is needed to prove the scheme is accepted",
+                 why="not-configured")
+    await auth_required(ctx)
+    path = f"{ctx.collection_path}/recent"
+    for scheme in SCHEME_SPELLINGS:
+        headers = {"Authorization": f"{scheme} {token}"}
+        # the spelling replaces the run's header (request headers win over the client's)
+        response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
+        if response.status_code == 401:
+            ctx.fail(
+                f"the scheme spelled {scheme!r} was refused",
+                expected="200 (the scheme name is case-insensitive, RFC 9110 section 11.1)",
+                received=f"{response.status_code}",
+                evidence=ctx.evidence(response),
+                reproduce=ctx.curl("GET", path, params={"limit": "1"},
+                                   headers={"Authorization": f"{scheme} $TOKEN"}),
+            )
+    headers = {"Authorization": f"{SCHEME_SPELLINGS[0]} {token}"}
+    async with ctx.open_stream(headers=headers) as stream:
+        if stream.status == 401:
+            ctx.fail(
+                f"the stream refused the scheme spelled {SCHEME_SPELLINGS[0]!r}",
+                expected="200 text/event-stream",
+                received=f"{stream.status}",
+                evidence=stream.evidence(),
+                reproduce=stream.reproduce(),
+            )
