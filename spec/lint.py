@@ -512,6 +512,14 @@ def _lint_configurable(loaded: _Loaded, problems: list[str]) -> None:
         problems.append(f"{where}: missing (map of configurable value -> default, default_at)")
         return
     properties = profile.get("properties", {})
+    if isinstance(loaded.contract, dict):
+        for section, node in loaded.contract.items():
+            key = node.get("profile_key") if isinstance(node, dict) else None
+            if key is not None and key not in values:
+                problems.append(
+                    f"sse-contract.yaml#/{section}/profile_key: {key!r} is not a value of "
+                    "openapi.yaml x-dualstore-configurable"
+                )
     for name in sorted(set(values) ^ set(properties)):
         side = where_meta if name in values else where
         problems.append(f"{side}: lacks {name!r}, which the other one lists")

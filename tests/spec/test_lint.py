@@ -262,6 +262,11 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         "meta-schemas/deployment-profile.schema.json: lacks 'max_body_bytes'",
     ),
     (
+        "contract-profile-key",
+        _edit_yaml("sse-contract.yaml", lambda d: d["x-heartbeat"].update(profile_key="beat")),
+        "sse-contract.yaml#/x-heartbeat/profile_key: 'beat' is not a value of",
+    ),
+    (
         "profile-schema-default",
         _edit_json(
             "meta-schemas/deployment-profile.schema.json",
