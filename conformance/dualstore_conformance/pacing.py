@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 from dualstore_spec.facts import RateLimit
@@ -20,15 +21,25 @@ layer's own requests and for buckets that start less than full."""
 class RequestPacer:
     """A token bucket on the client side: a fraction of the deployment's declared bucket."""
 
-    def __init__(self, rate: RateLimit | None, share: float = SHARE) -> None:
+    def __init__(
+        self,
+        rate: RateLimit | None,
+        share: float = SHARE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.rate = None if rate is None else rate.requests_per_second * share
         self.capacity = 0.0 if rate is None else max(1.0, rate.burst * share)
+        self.sent = 0
+        """Requests let through so far."""
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._lock = asyncio.Lock()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if self.rate is not None:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
@@ -36,14 +47,16 @@ class RequestPacer:
     async def acquire(self) -> None:
         """Wait until one request may be sent (at once when no rate limit is declared)."""
         if self.rate is None:
+            self.sent += 1
             return
         async with self._lock:
             while True:
                 self._refill()
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                if self._tokens >= 1.0 - 1e-9:  # rounding must not leave it a hair short
+                    self._tokens = max(0.0, self._tokens - 1.0)
+                    self.sent += 1
                     return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+                await self._sleep((1.0 - self._tokens) / self.rate)
 
     def drain(self) -> None:
         """Empty the bucket (after a check emptied the server's on purpose)."""
