@@ -268,6 +268,7 @@ def _stream_resource(state: AppState) -> object:
             subscriber_queue_size=settings.subscriber_queue_size,
         ),
     )
+    service.slots.operation_timeout = settings.database_timeout_seconds
     state.startup_hooks.append(service.start)
     state.shutdown_hooks.append(service.stop)
     return StreamResource(

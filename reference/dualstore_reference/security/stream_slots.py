@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -62,6 +63,8 @@ class StreamSlots:
         self.cap = cap
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
+        self.operation_timeout = 5.0
+        """Bound on acquiring a slot (the app sets DATABASE_TIMEOUT_SECONDS)."""
         self.owner = uuid.uuid4().hex
         """This worker's identity on its leases."""
         self.held: set[str] = set()
@@ -80,6 +83,10 @@ class StreamSlots:
         upsert that either creates the lease, takes over an expired one, or fails with
         DuplicateKeyError because the slot is live.
         """
+        with pymongo.timeout(self.operation_timeout):  # a frozen database: 503, not a hang
+            return await self._acquire(ip)
+
+    async def _acquire(self, ip: str) -> Slot | None:
         now = dt.datetime.now(dt.UTC)
         start = random.randrange(self.cap)
         for step in range(self.cap):
