@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from dualstore_spec import facts as spec_facts
+
 from dualstore_conformance.client import REDACTED
 from dualstore_conformance.context import CONFORMANCE_KEY
 from dualstore_conformance.model import CheckResult, Level, Status, Target
@@ -180,6 +182,14 @@ def _operation_overrides(document: dict[str, Any], max_examples: int) -> list[di
     return overrides
 
 
+def rejection_statuses() -> list[str]:
+    """Statuses that reject a request the schema forbids: every 4xx the spec's problem types
+    use (a schema-breaking body over the cap is rightly 413 first, LIMIT-001), plus 5xx,
+    which not_a_server_error judges on its own."""
+    problems = spec_facts.current().problem_types.values()
+    return [*sorted({str(p.status) for p in problems if 400 <= p.status < 500}), "5xx"]
+
+
 def build_config(
     target: Target, seed: int | None, max_examples: int, workers: int = 1
 ) -> dict[str, Any]:
@@ -202,7 +212,10 @@ def build_config(
             "fuzzing": {"enabled": True},
             "stateful": {"enabled": True, "max-steps": max(2, min(6, max_examples))},
         },
-        "checks": {"enabled": True},
+        "checks": {
+            "enabled": True,
+            "negative_data_rejection": {"expected-statuses": rejection_statuses()},
+        },
         "operations": _operation_overrides(document, max_examples),
         "suppress-health-check": ["all"],
         # Reproductions must be pasteable (Idempotency-Key values matter): Schemathesis'

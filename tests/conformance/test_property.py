@@ -18,6 +18,7 @@ from dualstore_conformance import property as prop
 from dualstore_conformance import schemathesis_checks as sc
 from dualstore_conformance.client import encode_filter
 from dualstore_conformance.model import CheckResult, Status, Target
+from schemathesis.config import SchemathesisConfig
 
 spec: Any = importlib.import_module("dualstore_spec")
 SEED = 20261125
@@ -245,6 +246,16 @@ def test_stream_is_excluded_and_opaque_parameters_may_be_rejected() -> None:
     thorough = {o["include-name"]: o for o in prop._operation_overrides(document, 100)}
     assert "phases" not in thorough["POST /v1/{collection}"]
     assert "GET /v1/collections" not in overrides
+
+
+def test_negative_data_over_the_body_cap_may_be_rejected_with_413() -> None:
+    config = prop.build_config(Target(url="http://127.0.0.1:1"), seed=None, max_examples=7)
+    statuses = config["checks"]["negative_data_rejection"]["expected-statuses"]
+    assert "413" in statuses and "422" in statuses and "400" in statuses
+    assert "200" not in statuses and "201" not in statuses and "2xx" not in statuses
+    # Schemathesis reads the setting as given (not its default list, which lacks 413).
+    loaded = SchemathesisConfig.from_dict({"checks": config["checks"]}).projects.get_default()
+    assert "413" in (loaded.checks.negative_data_rejection.expected_statuses or [])
 
 
 def test_config_carries_token_seed_and_rate_limit_handling() -> None:
