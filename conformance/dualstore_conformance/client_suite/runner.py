@@ -23,6 +23,8 @@ from dualstore_conformance.client_suite.verdicts import (
 )
 
 POLL_S = 0.02
+STARTUP_S = 60.0
+"""How long an adapter may take to send its first request (a browser starting)."""
 DEFAULT_COLLECTION = "things"
 
 
@@ -52,8 +54,11 @@ def scenario_env(scenario: Scenario, base_url: str, collection: str) -> dict[str
     }
 
 
-def _wait(play: Play, run: AdapterRun, scenario: Scenario, timeout_s: float) -> str:
-    """Block until the scenario is over; return why ("settled", "exited", "timeout")."""
+def _wait(play: Play, run: AdapterRun, scenario: Scenario, timeout_s: float,
+          startup_s: float) -> str:
+    """Block until the scenario is over; return why ("settled", "exited", "timeout",
+    "no-request"). The scenario's timeout counts from the client's first request, so a
+    slow-starting adapter (a browser) gets the same time as a quick one."""
     settle = scenario.settle_ms / 1000.0
     while True:
         if run.exited():
@@ -61,7 +66,10 @@ def _wait(play: Play, run: AdapterRun, scenario: Scenario, timeout_s: float) -> 
             return "exited"
         if play.script_played() and play.now() - play.last_action >= settle:
             return "settled"
-        if play.now() >= timeout_s:
+        if not play.requests:
+            if play.now() >= startup_s:
+                return "no-request"
+        elif play.now() - play.requests[0].arrived >= timeout_s:
             return "timeout"
         time.sleep(POLL_S)
 
@@ -92,7 +100,8 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
         result.verdict, result.message = Verdict.ERROR, str(error)
         return result
     try:
-        why = _wait(play, run, scenario, scenario.timeout_ms / 1000.0 * timeout_multiplier)
+        why = _wait(play, run, scenario, scenario.timeout_ms / 1000.0 * timeout_multiplier,
+                    STARTUP_S * timeout_multiplier)
     finally:
         code = run.stop()
         server.end_play()

@@ -20,6 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from dualstore_conformance.client_suite.scenarios import Connection, Scenario
 
 _NO_BODY = {204, 304}
+PAGE_PATH = "/__page"
+"""A blank same-origin page for browser adapters (never part of a scenario)."""
+PAGE = b"<!doctype html><meta charset=utf-8><title>conform-client</title>\n"
 _HEAD_LIMIT = 65536
 
 
@@ -177,6 +180,9 @@ class ScriptedServer:
         method, target, headers = _parse_head(head)
         play = self._play
         split = urlsplit(target)
+        if split.path == PAGE_PATH:
+            await _simple(writer, 200, PAGE, "text/html; charset=utf-8")
+            return
         if play is None or not split.path.startswith(play.prefix):
             await _simple(writer, 404, b"not part of the current scenario\n")
             return
@@ -289,10 +295,11 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _simple(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
+async def _simple(writer: asyncio.StreamWriter, status: int, body: bytes,
+                  media: str = "text/plain") -> None:
     with contextlib.suppress(ConnectionError, OSError):
         writer.write(
-            f"HTTP/1.1 {status} {_reason(status)}\r\nContent-Type: text/plain\r\n"
+            f"HTTP/1.1 {status} {_reason(status)}\r\nContent-Type: {media}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1") + body)
         await writer.drain()
     writer.close()
