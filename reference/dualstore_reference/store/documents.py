@@ -109,7 +109,7 @@ class CollectionStore:
         await self.documents.create_index(
             [("timestamp", DESCENDING), (sequence.SEQ_FIELD, DESCENDING)], name="recent_order"
         )
-        await idempotency.ensure_index(self.documents)
+        await idempotency.drop_legacy_index(self.documents)
         await self.documents.create_index(
             [(sequence.SEQ_FIELD, ASCENDING), ("_id", ASCENDING)], name="seq_lookup"
         )
@@ -130,7 +130,11 @@ class CollectionStore:
             else timestamps.now()
         )
         document: Document = {
-            "_id": uuid.uuid4().hex,
+            "_id": (
+                idempotency.document_id(self.name, idempotency_key)
+                if idempotency_key is not None
+                else uuid.uuid4().hex
+            ),
             "text": body["text"],
             "timestamp": when,
             "metadata": body.get("metadata") or {},
@@ -143,7 +147,7 @@ class CollectionStore:
         except DuplicateKeyError:
             if idempotency_key is None or digest is None:
                 raise
-            # A concurrent request with the same key won the unique index: replay it.
+            # A concurrent request with the same key won (same _id): replay it.
             earlier = await idempotency.find(self.documents, idempotency_key, digest)
             if earlier is None:
                 raise
