@@ -220,3 +220,41 @@ def test_idle_reads_fetch_positions_only_and_subscribers_still_get_whole_documen
         assert [(d["_id"], d["text"]) for d in seen] == [("new", "whole")]
 
     run(mongodb_uri, body)
+
+
+def test_a_wake_up_that_arrives_during_a_read_is_not_lost(mongodb_uri: str) -> None:
+    """A change-stream wake-up that lands while a read is in flight makes the tailer read
+    again at once, not at the next poll (a poll interval of 30 s here)."""
+
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub, poll_interval=30.0, safety_interval=30.0,
+                             adopt_interval=3600.0, use_change_stream=False)
+        inserted = False
+        original = tailer.step
+
+        async def step_with_insert_during_the_read() -> bool:
+            nonlocal inserted
+            result = await original()
+            if hub.ready.is_set() and not inserted:
+                while not hub.has_consumers():  # the test's subscriber has joined
+                    await asyncio.sleep(0.01)
+                # The document commits after this read's query and its wake-up comes in
+                # before the read returns: exactly the window that used to lose it.
+                inserted = True
+                await sequence.insert_sequenced(docs, counters, {"_id": "late", "text": "t"})
+                tailer.wake()
+            return result
+
+        tailer.step = step_with_insert_during_the_read  # type: ignore[method-assign]  # reason: wrap the real read
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            items = await collect(hub, 1, timeout=10.0)
+        finally:
+            await tailer.stop()
+        assert [doc["_id"] for _, doc in items] == ["late"]
+
+    run(mongodb_uri, body)

@@ -134,6 +134,10 @@ class CollectionTailer:
         backoff = 0.2
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            # Clear the wake-up BEFORE the read: a change-stream wake-up that arrives while
+            # the read is in flight then makes the wait below return at once, instead of
+            # being erased and leaving its document to the next safety poll.
+            self._wake.clear()
             try:
                 if loop.time() - self._last_adopt >= self.adopt_interval:
                     self._last_adopt = loop.time()
@@ -153,7 +157,6 @@ class CollectionTailer:
             interval = self.safety_interval if self.change_stream_active else self.poll_interval
             if self._gap_seen_at is not None:
                 interval = min(interval, self.poll_interval)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._wake.wait()
