@@ -150,7 +150,7 @@ class CheckContext:
             return await self._without_auth(method, path, **kwargs)
         deadline = time.monotonic() + self.rate_limit_patience()
         while True:
-            response = await self.client.request(method, path, **kwargs)
+            response = await self._send(method, path, **kwargs)
             if not retry_rate_limited or not _rate_limited(response):
                 return response
             wait = _retry_after(response)
@@ -161,6 +161,20 @@ class CheckContext:
                     "so nothing else could be judged from it (declare the deployment's rate "
                     "limit with --rate-limit so the harness paces itself)")
             await asyncio.sleep(wait)
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a safe method is resent once when a reused connection was dropped.
+
+        A keep-alive connection the server closes while the request is on its way fails with
+        a transport error that says nothing about the target (RFC 9112 §9.3.1 lets clients
+        retry idempotent requests then).
+        """
+        try:
+            return await self.client.request(method, path, **kwargs)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+                raise
+            return await self.client.request(method, path, **kwargs)
 
     def rate_limit_patience(self) -> float:
         """How long the harness waits out 429 rate-limited answers before giving up.

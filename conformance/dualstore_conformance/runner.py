@@ -41,6 +41,9 @@ HEARTBEAT_WAIT = "heartbeat-wait"
 
 LEVEL_ORDER = {Level.MUST: 0, Level.SHOULD: 1, Level.MAY: 2}
 
+KEEPALIVE_EXPIRY_S = 1.0
+"""How long the harness keeps an idle connection for reuse."""
+
 
 class TargetUnreachable(Exception):
     """The target did not answer at all (exit code 2, one-line reason)."""
@@ -257,7 +260,11 @@ def make_client(target: Target, pacer: RequestPacer | None = None) -> httpx.Asyn
     """
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
     headers["User-Agent"] = "dualstore-conformance"
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    # An idle pooled connection is dropped after KEEPALIVE_EXPIRY_S, well before common
+    # server keep-alive timeouts (5 s in Node and uvicorn): reusing one the server is closing
+    # fails the request with a transport error that says nothing about the target.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50,
+                          keepalive_expiry=KEEPALIVE_EXPIRY_S)
     transport: httpx.AsyncBaseTransport | None = None
     if pacer is not None:
         transport = PacedTransport(httpx.AsyncHTTPTransport(limits=limits), pacer)
