@@ -14,6 +14,7 @@ import argparse
 import logging
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,8 @@ WORKER_CLASS = "dualstore_reference.worker.DualstoreWorker"
 """uvicorn_worker.UvicornWorker, with uvicorn's own X-Forwarded-For handling off."""
 APP_FACTORY = "dualstore_reference.app:asgi_from_env()"
 SUPERVISE_SECONDS = 0.5
+OPEN_FILES_CEILING = 1 << 20
+"""Soft open-file limit asked for when the hard limit is unlimited."""
 log = logging.getLogger("dualstore.serve")
 
 
@@ -104,7 +107,7 @@ def gunicorn_command(
         "--bind", _bind(settings.host, settings.port),
         "--graceful-timeout", str(math.ceil(graceful_timeout)),
         "--timeout", "60",
-        "--keep-alive", "5",
+        "--keep-alive", str(math.ceil(settings.keepalive_seconds)),
         "--no-control-socket",
         "--access-logfile", "-",
         "--error-logfile", "-",
@@ -196,6 +199,24 @@ class Supervisor:
                 signal.signal(sig, handler)
 
 
+def raise_open_files() -> None:
+    """Raise the open-file limit (RLIMIT_NOFILE) to its hard limit where allowed.
+
+    Every client connection is a file; the usual soft limit of 1,024 let a few thousand
+    idle sockets starve a worker. gunicorn and its workers inherit the raised limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as error:
+        log.warning("could not raise the open-file limit from %d: %s", soft, error)
+        return
+    log.info("open-file limit raised from %d to %d", soft, target)
+
+
 def run(args: argparse.Namespace, app_factory: str = APP_FACTORY) -> int:
     """Entry point of ``dualstore serve``: bad configuration is one line and exit code 2.
 
@@ -208,6 +229,7 @@ def run(args: argparse.Namespace, app_factory: str = APP_FACTORY) -> int:
         settings = settings_from_args(args)
         if args.graceful_timeout <= 0:
             raise ServeError("--graceful-timeout must be > 0")
+        raise_open_files()
         if settings.auth_required:
             log.info("authentication on: %d bearer token(s) accepted", len(settings.auth_tokens))
         else:
