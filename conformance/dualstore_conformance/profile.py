@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dualstore_spec
+import jsonschema
 import yaml
 from dualstore_spec import facts as spec_facts
 from dualstore_spec.facts import Facts, RateLimit
@@ -20,6 +22,9 @@ PROFILE_KEYS = (
     "subscriber_queue_size",
 )
 """Every key a profile file may hold (spec/meta-schemas/deployment-profile.schema.json)."""
+
+PROFILE_SCHEMA = "deployment-profile.schema.json"
+"""The spec's meta-schema every profile file is validated against."""
 
 
 class ProfileError(Exception):
@@ -173,14 +178,19 @@ def load_file(path: str | Path, base: DeploymentProfile) -> DeploymentProfile:
                            f"{str(error).splitlines()[0]}") from error
     if not isinstance(values, Mapping):
         raise ProfileError(f"--profile {str(path)!r} must hold a mapping of profile keys")
+    schema = dualstore_spec.meta_schema(PROFILE_SCHEMA)
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(values))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ProfileError(f"--profile {str(path)!r}: {where}: {error.message} "
+                           f"(spec/meta-schemas/{PROFILE_SCHEMA})")
     return from_mapping(values, base, str(path))
 
 
 def limits_view(profile: DeploymentProfile, facts: Facts | None = None) -> dict[str, Any]:
     """The spec's limits as checks read them (``x-dualstore-limits``), with the profile's
     configured values in place of the spec's defaults."""
-    import dualstore_spec
-
     document = dualstore_spec.openapi()
     limits = document.get("x-dualstore-limits")
     if not isinstance(limits, Mapping):

@@ -128,3 +128,13 @@ def test_a_missing_spec_number_raises_instead_of_defaulting(
     dualstore_spec.forget()
     with pytest.raises(facts.SpecError, match="stream_cap_per_ip"):
         spec_defaults()
+
+
+def test_profile_files_are_validated_against_the_specs_meta_schema(tmp_path: Path) -> None:
+    file = tmp_path / "p.json"
+    file.write_text('{"rate_limit": {"requests_per_second": 5, "burst": 0}}')
+    with pytest.raises(ProfileError, match="deployment-profile.schema.json"):
+        load_file(file, spec_defaults())
+    file.write_text('{"stream_cap_per_ip": 3, "rate_limit": null}')
+    profile = load_file(file, spec_defaults())
+    assert profile.rate_limit is None and profile.stream_cap_per_ip == 3
