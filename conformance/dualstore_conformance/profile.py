@@ -179,11 +179,11 @@ def load_file(path: str | Path, base: DeploymentProfile) -> DeploymentProfile:
     if not isinstance(values, Mapping):
         raise ProfileError(f"--profile {str(path)!r} must hold a mapping of profile keys")
     schema = dualstore_spec.meta_schema(PROFILE_SCHEMA)
-    error = jsonschema.exceptions.best_match(
+    invalid = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(values))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ProfileError(f"--profile {str(path)!r}: {where}: {error.message} "
+    if invalid is not None:
+        where = "/".join(str(part) for part in invalid.absolute_path) or "(top level)"
+        raise ProfileError(f"--profile {str(path)!r}: {where}: {invalid.message} "
                            f"(spec/meta-schemas/{PROFILE_SCHEMA})")
     return from_mapping(values, base, str(path))
 
