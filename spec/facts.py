@@ -83,6 +83,14 @@ class FilterBounds:
 
 
 @dataclass(frozen=True)
+class RequestSize:
+    """HTTP-020: the request line and header section every server accepts at least."""
+
+    min_request_line_octets: int
+    min_header_section_octets: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """Heartbeat interval default and the judge's tolerance on gaps."""
 
@@ -123,6 +131,7 @@ class Facts:
     filter: FilterBounds
     metadata_max_depth: int
     metadata_max_abs_number: int
+    request_size: RequestSize
     heartbeat: Heartbeat
     retry_ms_default: int
     open_within_seconds: float
@@ -188,6 +197,11 @@ def read(folder: Path) -> Facts:
             "max_path_segments"))),
         metadata_max_depth=_int(openapi, f"{limits}/metadata/max_depth"),
         metadata_max_abs_number=_int(openapi, f"{limits}/metadata/max_abs_number"),
+        request_size=RequestSize(
+            min_request_line_octets=_int(openapi, f"{limits}/request_size/min_request_line_octets"),
+            min_header_section_octets=_int(
+                openapi, f"{limits}/request_size/min_header_section_octets"),
+        ),
         heartbeat=Heartbeat(
             default_seconds=_number(contract, "x-heartbeat/default_seconds"),
             tolerance_absolute_seconds=_number(contract, "x-heartbeat/tolerance_absolute_seconds"),
