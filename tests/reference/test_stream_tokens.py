@@ -34,3 +34,20 @@ def test_malformed_or_foreign_header_tokens_are_refused(value: str) -> None:
 def test_since_must_be_an_id_or_a_full_rfc3339_time(value: str) -> None:
     with pytest.raises(InvalidResumeToken):
         resume_point(None, value)
+
+
+@pytest.mark.parametrize(
+    ("header", "since"),
+    [("7", "soon"), ("7", "2026-11-25"), ("7", "1e3"), ("not an id", "3"),
+     ("é", "2026-11-25T10:00:00Z")],
+)
+def test_every_present_resume_parameter_is_validated(header: str, since: str) -> None:
+    # SSE-RESUME-013: the header wins, but a malformed since beside it is still refused
+    # (before, the header alone was parsed and a malformed since was ignored).
+    with pytest.raises(InvalidResumeToken):
+        resume_point(header, since)
+
+
+def test_the_header_still_wins_over_a_well_formed_since() -> None:
+    assert resume_point("7", "2026-11-25T10:00:00Z") == ResumePoint(
+        after_seq=7, source="Last-Event-ID")

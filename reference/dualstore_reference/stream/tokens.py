@@ -58,11 +58,20 @@ def parse_time(value: str) -> dt.datetime:
 
 
 def resume_point(last_event_id: str | None, since: str | None) -> ResumePoint:
-    """Decide where to start: the header wins over ``since``; empty values count as absent."""
-    if last_event_id:
-        return ResumePoint(after_seq=parse_token(last_event_id), source="Last-Event-ID")
-    if since:
-        if _DECIMAL.match(since):
-            return ResumePoint(after_seq=int(since), source="since")
-        return ResumePoint(since=parse_time(since), source="since")
-    return ResumePoint()
+    """Decide where to start: the header wins over ``since``; empty values count as absent.
+
+    Both are validated whichever wins (SSE-RESUME-013): a malformed ``since`` beside a
+    well-formed ``Last-Event-ID`` is refused, not ignored.
+    """
+    header = (
+        ResumePoint(after_seq=parse_token(last_event_id), source="Last-Event-ID")
+        if last_event_id else None
+    )
+    query = _since_point(since) if since else None
+    return header or query or ResumePoint()
+
+
+def _since_point(since: str) -> ResumePoint:
+    if _DECIMAL.match(since):
+        return ResumePoint(after_seq=int(since), source="since")
+    return ResumePoint(since=parse_time(since), source="since")
