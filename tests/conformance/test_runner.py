@@ -228,3 +228,25 @@ def test_token_is_scrubbed_from_results() -> None:
     (result,) = asyncio.run(run_checks([spec("c-leak", ("X-001",), function=leaks)], env))
     assert "secret-tok" not in repr((result.message, result.evidence, result.reproduce))
     assert "$TOKEN" in result.message
+
+
+def test_property_layer_that_cannot_load_is_an_error_not_a_silent_skip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from dualstore_conformance import runner as runner_module
+
+    real = importlib.import_module
+
+    def broken(name: str, package: str | None = None) -> object:
+        if name == "dualstore_conformance.property":
+            raise ImportError("schemathesis is not installed")
+        return real(name, package)
+
+    monkeypatch.setattr(runner_module.importlib, "import_module", broken)
+    stage = runner_module.property_stage(_env(), 1, 5, (), ())
+    assert stage is not None
+    (result,) = stage()
+    assert result.verdict is Verdict.ERROR and result.level is Level.MUST
+    assert "did not load" in result.message and "schemathesis is not installed" in result.message
+    assert _report(result).exit_code() == 1
