@@ -181,3 +181,28 @@ def test_stream_cap_429_carries_the_headers_every_429_needs(
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["ratelimit-policy"].startswith('"streams";q=1;w=')
     assert response.headers["ratelimit"].startswith('"streams";r=0;t=')
+
+
+def test_a_present_authorization_header_alone_decides(
+    reference_server: RunningReference,
+) -> None:
+    # AUTH-008: before, another scheme (or an empty Bearer) fell back to access_token.
+    for header in ("Basic dGVzdA==", "Bearer", "Bearer wrong", "Token test-token"):
+        with httpx.stream(
+            "GET",
+            f"{reference_server.url}/v1/{COLLECTION}/stream",
+            params={"access_token": "test-token"},
+            headers={"Authorization": header},
+            timeout=10,
+        ) as stream:
+            assert stream.status_code == 401, header
+            stream.read()
+            assert stream.json()["type"] == "urn:dualstore:problem:unauthorized"
+    with httpx.stream(
+        "GET",
+        f"{reference_server.url}/v1/{COLLECTION}/stream",
+        headers={"Authorization": "bearer test-token"},
+        params={"access_token": "wrong"},
+        timeout=10,
+    ) as stream:
+        assert stream.status_code == 200

@@ -39,11 +39,17 @@ def bearer_token(req: falcon.asgi.Request) -> str | None:
 
 
 def request_token(req: falcon.asgi.Request) -> str | None:
-    """The token a request presents: the header, or ``access_token`` on the stream route."""
-    token = bearer_token(req)
-    if token is None and req.path.endswith(STREAM_SUFFIX) and req.method == "GET":
-        token = req.get_param("access_token") or None
-    return token
+    """The token a request presents: the header, or ``access_token`` on the stream route.
+
+    A present ``Authorization`` header alone decides (AUTH-008, RFC 6750 section 2: one
+    method per request): another scheme or an empty Bearer is no token, whatever
+    ``access_token`` says.
+    """
+    if req.get_header("Authorization") is not None:
+        return bearer_token(req)
+    if req.path.endswith(STREAM_SUFFIX) and req.method == "GET":
+        return req.get_param("access_token") or None
+    return None
 
 
 def challenge(detail: str) -> Problem:
