@@ -26,6 +26,7 @@ from .guard import Guard
 from .logs import install_redaction
 from .methods import UnknownMethods
 from .metrics import Metrics
+from .repeated import RepeatedParameters
 from .resources import api
 from .security.auth import AuthMiddleware
 from .security.client_ip import Network, client_ip, parse_networks
@@ -337,6 +338,7 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     middleware.append(AuthMiddleware(settings.auth_tokens))
     router = CompiledRouter()
     middleware.append(UnknownMethods(router))
+    middleware.append(RepeatedParameters(settings.collections))
     app = falcon.asgi.App(middleware=middleware, router=router)
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app, stream_cap=settings.stream_cap_per_ip)

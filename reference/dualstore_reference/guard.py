@@ -14,10 +14,11 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MAX_TARGET_BYTES = 8192
-"""Longest request target (path and query) served; longer is 414."""
-MAX_HEAD_BYTES = 16384
-"""Largest request head (request line and header fields) served; larger is 431 (or 414)."""
+MAX_TARGET_BYTES = 16384
+"""Longest request target (path and query) served; longer is 414 (the spec: >= 8,000)."""
+MAX_HEAD_BYTES = 32768
+"""Largest request head (request line and header fields) served; larger is 431 (or 414);
+room for the spec's minimums together (8,000-octet request line, 8,192-octet headers)."""
 VERSIONS = frozenset({"1.0", "1.1"})
 
 

@@ -149,13 +149,26 @@ CASES: list[tuple[str, bytes, int, str | None]] = [
     ("HTTP/1.1 without Host", b"GET /v1/health HTTP/1.1\r\n\r\n", 400, "invalid-request"),
     ("1 MB request line",
      b"GET /v1/health?" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, None),
-    ("10 KB request target in one packet",
-     b"GET /v1/health?a=" + b"a" * 10000 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ("20 KB request target in one packet",
+     b"GET /v1/health?a=" + b"a" * 20000 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
      414, None),
     ("100 KB header field",
      b"GET /v1/health HTTP/1.1\r\nHost: t\r\nX-A: " + b"a" * 100_000 + b"\r\n\r\n", 431, None),
-    ("3,000 header fields", b"GET /v1/health HTTP/1.1\r\nHost: t\r\n"
-     + b"".join(b"X-%d: a\r\n" % i for i in range(3000)) + b"\r\n", 431, None),
+    ("5,000 header fields", b"GET /v1/health HTTP/1.1\r\nHost: t\r\n"
+     + b"".join(b"X-%d: a\r\n" % i for i in range(5000)) + b"\r\n", 431, None),
+    ("duplicate member names in a body", post(b'{"text":"a","text":"b"}'), 400, "invalid-json"),
+    ("duplicate names in metadata", post(b'{"text":"a","metadata":{"k":1,"k":2}}'),
+     400, "invalid-json"),
+    ("limit with a leading zero", get(RECENT + b"?limit=05"), 400, "invalid-request"),
+    ("limit with a sign", get(RECENT + b"?limit=%2B5"), 400, "invalid-request"),
+    ("limit as a decimal", get(RECENT + b"?limit=5.0"), 400, "invalid-request"),
+    ("limit given twice", get(RECENT + b"?limit=5&limit=6"), 400, "invalid-request"),
+    ("limit given twice, once empty", get(RECENT + b"?limit=5&limit="), 400, "invalid-request"),
+    ("filter given twice", get(RECENT + b"?filter=e30&filter=e30"), 400, "invalid-request"),
+    ("k given twice", get(b"/v1/agent_tasks/search?q=x&k=1&k=2"), 400, "invalid-request"),
+    ("q given twice", get(b"/v1/agent_tasks/search?q=x&q=y"), 400, "invalid-request"),
+    ("since given twice on the stream", get(b"/v1/agent_tasks/stream?since=1&since=2"),
+     400, "invalid-request"),
 ]  # fmt: skip
 
 
@@ -188,6 +201,23 @@ def test_unknown_method_without_a_token_is_401_like_any_method(
     data = b"BREW /v1/agent_tasks HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     status, headers, _ = exchange(reference_server.url, data)
     assert status == 401 and headers["content-type"] == PROBLEM
+
+
+def test_the_spec_minimum_request_size_is_served(reference_server: RunningReference) -> None:
+    # HTTP-020: a request line of 8,000 octets and a header section of 8,192 octets together.
+    target = b"/v1/health?pad=" + b"a" * (8000 - len(b"GET /v1/health?pad= HTTP/1.1"))
+    line = b"GET " + target + b" HTTP/1.1"
+    assert len(line) == 8000
+    fields = b"Host: t\r\nConnection: close\r\n"
+    fields += b"X-Pad: " + b"b" * (8192 - len(fields) - len(b"X-Pad: \r\n\r\n")) + b"\r\n\r\n"
+    assert len(fields) == 8192
+    status, _, body = exchange(reference_server.url, line + b"\r\n" + fields)
+    assert status == 200, body[:200]
+
+
+def test_unknown_parameters_may_repeat(reference_server: RunningReference) -> None:
+    status, _, body = exchange(reference_server.url, get(RECENT + b"?x=1&x=2&limit=1"))
+    assert status == 200, body[:200]
 
 
 def test_absolute_form_target_is_served_as_its_path(reference_server: RunningReference) -> None:

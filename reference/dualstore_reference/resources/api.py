@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import falcon
@@ -23,6 +24,8 @@ RECENT_LIMIT = (1, 200, 50)
 SEARCH_K = (1, 50, 8)
 MAX_QUERY_LENGTH = 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+INTEGER = re.compile(r"[1-9][0-9]{0,8}")
+"""The spec's integer syntax (x-dualstore-http.integers), at most 9 digits (any range here)."""
 
 
 def _version() -> str:
@@ -47,21 +50,20 @@ def collection_of(state: AppState, name: str) -> CollectionStore:
 def int_param(req: falcon.asgi.Request, name: str, bounds: tuple[int, int, int]) -> int:
     """An integer query parameter within [low, high]; the default only when absent.
 
-    An empty value (``limit=``) is a malformed parameter (400), never the default.
+    The spec's integer syntax is ``^[1-9][0-9]*$``: ``05``, ``+5``, ``5.0`` and an empty
+    value (``limit=``) are malformed (400), never the default.
     """
     low, high, default = bounds
     raw = req.get_param(name)
     if raw is None:
         return default
-    if raw == "":
-        raise Problem("invalid-request", f"{name} is empty; give an integer {low}..{high}.")
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise Problem("invalid-request", f"{name} must be an integer {low}..{high}.") from None
-    if not raw.strip().lstrip("+-").isdigit() or not low <= value <= high:
-        raise Problem("invalid-request", f"{name} must be an integer {low}..{high}, got {raw!r}.")
-    return value
+    if not INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
+        shown = "empty" if raw == "" else repr(raw[:40])
+        raise Problem(
+            "invalid-request",
+            f"{name} must be an integer {low}..{high} written in decimal digits, got {shown}.",
+        )
+    return int(raw)
 
 
 def filter_query(req: falcon.asgi.Request) -> dict[str, Any] | None:

@@ -56,7 +56,7 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
         text = raw.decode("utf-8")
         if text.startswith("\ufeff"):
             text = text[1:]
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
     except RecursionError:
         raise Problem("invalid-json", "The body nests arrays or objects too deeply.") from None
     except UnicodeDecodeError:
@@ -111,6 +111,16 @@ def _too_deep() -> None:
         f"The body nests deeper than a document can (metadata: {MAX_METADATA_DEPTH} levels).",
         extra={"errors": [{"pointer": "/metadata", "message": "nested too deeply"}]},
     )
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose member names are unique (I-JSON); a repeated name is invalid JSON."""
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"the member name {name[:60]!r} appears twice in one object")
+        result[name] = value
+    return result
 
 
 def _charset(content_type: str) -> str | None:
