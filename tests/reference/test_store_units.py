@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -66,6 +67,14 @@ def test_cursor_is_tamper_evident_and_bound_to_its_query() -> None:
 def test_idempotency_digest_ignores_key_order_but_not_values() -> None:
     assert idempotency.digest({"a": 1, "b": [1, 2]}) == idempotency.digest({"b": [1, 2], "a": 1})
     assert idempotency.digest({"a": 1}) != idempotency.digest({"a": 2})
+
+
+def test_idempotency_digest_compares_numbers_by_value() -> None:
+    one = idempotency.digest(json.loads('{"n": 1, "z": 0, "l": [2]}'))
+    for spelling in ('{"n": 1.0, "z": -0.0, "l": [2.0]}', '{"l": [20e-1], "z": 0e5, "n": 1e0}'):
+        assert idempotency.digest(json.loads(spelling)) == one, spelling
+    assert idempotency.digest({"n": 1.5}) != idempotency.digest({"n": 1})
+    assert idempotency.digest({"n": True}) != idempotency.digest({"n": 1})
 
 
 def test_token_bucket_refills_at_the_rate() -> None:

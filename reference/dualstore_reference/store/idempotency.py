@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -40,9 +41,27 @@ class KeyReuse(Exception):
 
 
 def digest(body: Any) -> str:
-    """SHA-256 of the body's canonical JSON (sorted keys, no whitespace): same body, same digest."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """SHA-256 of the body's canonical JSON (sorted keys, no whitespace): same body, same digest.
+
+    The same JSON value is the same body (WRITE-013): member order, whitespace and escapes
+    are gone after parsing, and numbers compare by value (``1``, ``1.0``, ``1e0`` and
+    ``-0.0`` parse to int or float; integral floats are written as integers).
+    """
+    canonical = json.dumps(
+        _by_value(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _by_value(value: Any) -> Any:
+    """value with every finite integral float replaced by the equal integer."""
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else value
+    if isinstance(value, dict):
+        return {name: _by_value(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    return value
 
 
 def document_id(collection: str, key: str) -> str:
