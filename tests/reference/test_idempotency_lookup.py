@@ -81,3 +81,19 @@ def test_the_earlier_key_index_is_dropped(mongodb_uri: str) -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+def test_the_same_body_is_the_same_json_value() -> None:
+    # WRITE-013: numbers compare by value, member order and spelling do not matter.
+    same = [
+        {"text": "a", "metadata": {"n": 1, "m": [0, 2]}},
+        {"metadata": {"m": [-0.0, 2.0], "n": 1e0}, "text": "a"},
+        {"text": "a", "metadata": {"m": [0, 2], "n": 1.0}},
+    ]
+    assert len({idempotency.digest(body) for body in same}) == 1
+    assert idempotency.digest({"text": "a", "metadata": {"n": 1.5}}) != idempotency.digest(
+        {"text": "a", "metadata": {"n": 1}}
+    )
+    assert idempotency.digest({"text": "a", "metadata": {"n": True}}) != idempotency.digest(
+        {"text": "a", "metadata": {"n": 1}}
+    )

@@ -156,6 +156,8 @@ CASES: list[tuple[str, bytes, int, str | None]] = [
      b"GET /v1/health HTTP/1.1\r\nHost: t\r\nX-A: " + b"a" * 100_000 + b"\r\n\r\n", 431, None),
     ("5,000 header fields", b"GET /v1/health HTTP/1.1\r\nHost: t\r\n"
      + b"".join(b"X-%d: a\r\n" % i for i in range(5000)) + b"\r\n", 431, None),
+    ("charset other than utf-8", post(b'{"text":"a"}').replace(
+        b"application/json", b"application/json; charset=utf8"), 415, "unsupported-media-type"),
     ("duplicate member names in a body", post(b'{"text":"a","text":"b"}'), 400, "invalid-json"),
     ("duplicate names in metadata", post(b'{"text":"a","metadata":{"k":1,"k":2}}'),
      400, "invalid-json"),

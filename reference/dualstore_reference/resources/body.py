@@ -35,7 +35,7 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
             f"Content-Type must be application/json, got {req.content_type or 'none'}.",
         )
     charset = _charset(req.content_type or "")
-    if charset not in (None, "utf-8", "utf8"):
+    if charset not in (None, "utf-8"):
         raise Problem("unsupported-media-type", f"JSON bodies are UTF-8; got charset={charset}.")
     length = req.content_length
     if length is not None and length > max_bytes:
