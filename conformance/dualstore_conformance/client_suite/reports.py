@@ -19,15 +19,17 @@ MARKS = {
 }
 
 
-def print_result(result: ScenarioResult, out: TextIO = sys.stdout) -> None:
+def print_result(result: ScenarioResult, out: TextIO | None = None) -> None:
     """One console line per scenario (and its message when not passed)."""
+    out = out or sys.stdout
     line = f"{MARKS[result.verdict]} {result.id} ({result.level}) {result.duration_s:5.1f}s"
     if result.verdict is not Verdict.PASSED and result.message:
         line += f" - {result.message}"
     print(line, file=out, flush=True)
 
 
-def print_summary(report: ClientReport, out: TextIO = sys.stdout) -> None:
+def print_summary(report: ClientReport, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     counts = report.summary()
     name = report.client.get("client", report.adapter)
     verdict = "conforms" if report.exit_code() == 0 else "does NOT conform"

@@ -273,10 +273,10 @@ class ScriptedServer:
                 record.sent_bytes += len(step.data)
                 wrote = True
         if connection.end == "close":
-            # FIN after the body; the time the client could first see the close
+            # FIN after the body (recorded first: the client may see it at once)
+            record.ended, record.ended_by = play.now(), "server"
             if writer.can_write_eof():
                 writer.write_eof()
-            record.ended, record.ended_by = play.now(), "server"
 
 
 async def _wait_eof(reader: asyncio.StreamReader) -> None:
