@@ -226,4 +226,3 @@ def test_absolute_form_target_is_served_as_its_path(reference_server: RunningRef
     data = b"GET http://t/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     status, _, body = exchange(reference_server.url, data)
     assert status == 200 and json.loads(body)["ok"] is True
-
