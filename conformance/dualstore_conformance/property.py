@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from dualstore_spec import facts as spec_facts
 
+from dualstore_conformance import oversize
 from dualstore_conformance.client import REDACTED
 from dualstore_conformance.context import CONFORMANCE_KEY
 from dualstore_conformance.model import CheckResult, Level, Status, Target
@@ -318,6 +319,29 @@ def ignore_rate_limited_failures(schema: Any) -> None:
         return RATE_LIMITED_MARK not in str(getattr(failure, "message", ""))
 
 
+def excuse_oversize_refusals(schema: Any) -> None:
+    """Drop failures about a refusal of a request over HTTP-020's minimums.
+
+    A request line over ``x-dualstore-limits.request_size.min_request_line_octets`` or a
+    header section over ``min_header_section_octets`` may be refused with 414, 431 or 400,
+    with any body or none (x-dualstore-implementation-defined ``oversize-request``): such a
+    refusal is exempt from HTTP-001 and HTTP-004 and never judged. Schemathesis' negative
+    data (a filter far over its maxLength) can be that big. The excuse holds only when the
+    request really was bigger (measured from what was sent); any other answer to it, and a
+    refusal of a request within the minimums, is judged as usual (a 5xx always is).
+    """
+
+    @schema.hook("filter_failure")  # type: ignore[untyped-decorator]
+    def keep_unless_oversize(context: Any, failure: Any, case: Any, response: Any) -> bool:
+        request = getattr(response, "request", None)
+        status = getattr(response, "status_code", None)
+        if request is None or not isinstance(status, int):
+            return True
+        headers = [(str(k), str(v)) for k, v in (request.headers or {}).items()]
+        return not oversize.excused_refusal(
+            status, str(request.method or "GET"), str(request.url or ""), headers)
+
+
 def run(
     target: Target,
     seed: int | None,
@@ -355,6 +379,7 @@ def run(
         schema = schema.exclude(name=excluded)
     tag_documents(schema, {"run": run_id or uuid.uuid4().hex[:12], "check": "property"})
     ignore_rate_limited_failures(schema)
+    excuse_oversize_refusals(schema)
     used_seed = config.seed
     tallies: dict[str, _Tally] = {}
     errors: list[dict[str, Any]] = []

@@ -240,7 +240,9 @@ def test_idempotency_same_key_same_body_returns_the_same_id(client: httpx.Client
 
 
 @pytest.mark.parametrize("spelling", [b"1.0", b"1e0", b"10E-1", b"1.000"])
-def test_idempotency_same_json_value_is_the_same_body(client: httpx.Client, spelling: bytes) -> None:
+def test_idempotency_same_json_value_is_the_same_body(
+    client: httpx.Client, spelling: bytes
+) -> None:
     # WRITE-013: before, 1 and 1.0 hashed differently and the retry got 422.
     key = str(uuid.uuid4())
     tag = uuid.uuid4().hex.encode()
@@ -255,8 +257,10 @@ def test_idempotency_same_json_value_is_the_same_body(client: httpx.Client, spel
     assert first.status_code == 201, first.text
     assert again.status_code == 201, again.text
     assert again.json()["id"] == first.json()["id"]
-    other = client.post(f"/v1/{COLLECTION}", headers=headers,
-                        content=b'{"text":"same value","metadata":{"n":1.5,"z":0,"tag":"%s"}}' % tag)
+    other = client.post(
+        f"/v1/{COLLECTION}", headers=headers,
+        content=b'{"text":"same value","metadata":{"n":1.5,"z":0,"tag":"%s"}}' % tag,
+    )
     problem(other, 422, "idempotency-key-reuse")
 
 
