@@ -8,8 +8,9 @@ not sent a complete request head, and its own errors are text/plain. This subcla
   opening (or its first byte after an idle keep-alive); past it the connection is closed
   (with a 408 problem when part of a head had arrived);
 - a cap on open connections per worker: a request on a connection past the cap gets
-  503 problem+json with Retry-After and the connection is closed, so idle sockets cannot
-  exhaust the worker's file descriptors while it still answers;
+  503 problem+json with Retry-After and the connection is closed (one that sends nothing
+  is closed after OVER_CAP_HEAD_SECONDS), so idle sockets cannot exhaust the worker's
+  file descriptors while it still answers;
 - the 400 that h11 sends for a malformed request (bad or duplicate Content-Length, NUL in
   a header, a head too large to buffer) as problem+json (400, 414 or 431).
 """
@@ -30,6 +31,8 @@ from .problems import raw_response
 
 log = logging.getLogger("dualstore.connection")
 OVERLOAD_LOG_SECONDS = 10.0
+OVER_CAP_HEAD_SECONDS = 1.0
+"""Head deadline of a connection past the cap (it only gets a 503 anyway)."""
 MALFORMED = (
     "The request is not valid HTTP/1.1 (its request line, a header field or its "
     "Content-Length is malformed)."
@@ -88,11 +91,15 @@ class DualstoreProtocol(H11Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._head_has_line_end = False
+        self._head_timeout = self.limits.head_timeout_seconds
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # reason: uvicorn narrows BaseTransport the same way
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self.app = _overloaded
+            # Past the cap a connection gets its 503 or goes quickly: it must not hold a
+            # file for the whole head deadline while more arrive.
+            self._head_timeout = min(self._head_timeout, OVER_CAP_HEAD_SECONDS)
             now = time.monotonic()
             if now - DualstoreProtocol._last_overload_log >= OVERLOAD_LOG_SECONDS:
                 DualstoreProtocol._last_overload_log = now
@@ -119,9 +126,7 @@ class DualstoreProtocol(H11Protocol):
             self._cancel_head_timer()
         elif self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
             if self._head_timer is None:
-                self._head_timer = self.loop.call_later(
-                    self.limits.head_timeout_seconds, self._head_timed_out
-                )
+                self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
         else:
             self._cancel_head_timer()
             self._head_bytes = 0
@@ -140,7 +145,7 @@ class DualstoreProtocol(H11Protocol):
             self._write_problem(
                 408,
                 None,
-                f"No complete request head within {self.limits.head_timeout_seconds:g} s.",
+                f"No complete request head within {self._head_timeout:g} s.",
             )
         self.transport.close()
 

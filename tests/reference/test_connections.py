@@ -98,6 +98,12 @@ def test_a_worker_past_its_connection_cap_answers_503_problem(
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.json()["type"] == "urn:dualstore:problem:unavailable"
             assert refused.headers["retry-after"] == "1"
+        # the silent sockets past the cap are closed after about a second, the others wait
+        # for the head deadline (10 s)
+        elapsed, _ = wait_closed(idle[20:], timeout=5)
+        assert elapsed <= 1.0 + 1.5, f"over-cap idle sockets closed after {elapsed:.1f} s"
+        still_open, _ = wait_closed(idle[:20], timeout=0.5)
+        assert still_open == float("inf"), "sockets under the cap were closed early"
     finally:
         for sock in idle:
             sock.close()
