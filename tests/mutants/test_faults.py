@@ -11,9 +11,9 @@ from typing import Any
 import dualstore_mutants as faults
 import pytest
 from dualstore_conformance.registry import load_all
-from dualstore_conformance.sse import parse
 from dualstore_mutants.asgi import Message, Scope
 from dualstore_reference.stream import sse as frames
+from dualstore_sse import parse
 
 FAMILIES = {"rest", "security", "sse"}
 
@@ -259,3 +259,61 @@ def test_body_cap_off_raises_the_configured_cap() -> None:
     assert settings.max_body_bytes == 16 * 65536
 
 
+
+
+# -- issue 15 REST mutants --------------------------------------------------------------------
+def test_flatten_merges_nested_logical_operators_into_the_parent() -> None:
+    from dualstore_mutants.filters import flatten
+
+    a, b, c = {"metadata.a": 1}, {"metadata.b": 1}, {"metadata.c": 1}
+    assert flatten({"$or": [{"$and": [a, b]}, c]}) == {"$or": [a, b, c]}
+    assert flatten({"x": 1, "$and": [{"$or": [a, b]}]}) == {"x": 1, "$and": [a, b]}
+    assert flatten(a) == a
+
+
+def test_coerce_widens_equality_across_json_types() -> None:
+    from dualstore_mutants.filters import coerce
+
+    assert coerce({"metadata.v": True}) == {"metadata.v": {"$in": [True, 1]}}
+    assert coerce({"metadata.v": "1"}) == {"metadata.v": {"$in": ["1", 1]}}
+    assert coerce({"metadata.v": "b"}) == {"metadata.v": "b"}
+    assert coerce({"timestamp": "2026-01-01T00:00:00Z"}) == {"timestamp": "2026-01-01T00:00:00Z"}
+
+
+def test_idempotency_race_strips_the_key_of_a_request_arriving_in_flight() -> None:
+    upstream = Upstream(status=201)
+    app = wrapped("rest-idempotency-race", upstream)
+    headers = [(b"idempotency-key", b"k1")]
+
+    async def both() -> None:
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            pass
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/c", "query_string": b"",
+                 "headers": headers}
+        await asyncio.gather(app(dict(scope), receive, send), app(dict(scope), receive, send))
+
+    asyncio.run(both())
+    keys = [dict(s["headers"]).get(b"idempotency-key") for s in upstream.seen]
+    assert sorted(keys, key=str) == sorted([None, b"k1"], key=str)
+
+
+def test_cursor_mutants_replace_the_reference_decoder() -> None:
+    from dualstore_mutants import cursor
+    from dualstore_reference.store import cursors
+
+    key, bound = b"k" * 32, cursors.scope("c", None)
+    issued = cursors.encode(key, bound, 1000, 7)
+    try:
+        faults.wrap(Upstream(), ["rest-cursor-timestamp-only"], FakeSettings())  # type: ignore[arg-type]
+        assert cursors.decode(key, bound, issued) == (1000, 0)
+        faults.wrap(Upstream(), ["rest-cursor-unsigned"], FakeSettings())  # type: ignore[arg-type]
+        other = cursors.scope("c", {"metadata.a": 1})
+        assert cursors.decode(key, other, issued) == (1000, 7)  # another filter: accepted
+    finally:
+        cursors.decode = cursor.ORIGINAL  # type: ignore[assignment]  # reason: undo the patch
+    with pytest.raises(cursors.CursorError):
+        cursors.decode(key, cursors.scope("c", {"metadata.a": 1}), issued)
