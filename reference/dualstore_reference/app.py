@@ -34,6 +34,7 @@ from .security.cors import CORS
 from .security.ratelimit import RateLimitMiddleware
 from .settings import Settings
 from .store.documents import Store
+from .stream.asgi import StreamingApp
 
 if TYPE_CHECKING:
     from .search.index import VectorIndex
@@ -339,7 +340,7 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     router = CompiledRouter()
     middleware.append(UnknownMethods(router))
     middleware.append(RepeatedParameters(settings.collections))
-    app = falcon.asgi.App(middleware=middleware, router=router)
+    app = StreamingApp(middleware=middleware, router=router)  # falcon.asgi.App + send in scope
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app, stream_cap=settings.stream_cap_per_ip)
     app.add_route("/v1/health", api.HealthResource(state))

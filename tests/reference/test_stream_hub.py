@@ -93,3 +93,41 @@ def test_wait_for_returns_when_the_watermark_arrives() -> None:
         assert not await hub.wait_for(4, 0.05)
 
     asyncio.run(main())
+
+
+def test_an_idle_sink_takes_items_and_a_refusing_one_sends_them_to_the_queue() -> None:
+    async def main() -> None:
+        hub = Hub("c", queue_size=10)
+        hub.encoder = lambda seq, document: f"{seq}".encode()
+        taken: list[tuple[int, bytes]] = []
+        accept = True
+
+        def sink(seq: int, frame: bytes) -> bool:
+            if accept:
+                taken.append((seq, frame))
+            return accept
+
+        subscription = hub.subscribe()
+        subscription.sink = sink
+        hub.publish(1, {"n": 1})
+        assert taken == [(1, b"1")] and subscription.pending() == 0
+        accept = False
+        hub.publish(2, {"n": 2})
+        accept = True
+        hub.publish(3, {"n": 3})  # the queue holds 2: 3 must queue behind it, not jump it
+        assert taken == [(1, b"1")]
+        assert [await subscription.get(0.1) for _ in range(2)] == [(2, {"n": 2}), (3, {"n": 3})]
+
+    asyncio.run(main())
+
+
+def test_overflow_calls_on_overflow_once_and_drops_the_sink() -> None:
+    hub = Hub("c", queue_size=1)
+    subscription = hub.subscribe()
+    calls: list[int] = []
+    subscription.on_overflow = lambda: calls.append(1)
+    subscription.sink = lambda seq, frame: False
+    hub.encoder = lambda seq, document: b"x"
+    for seq in range(1, 5):
+        hub.publish(seq, {"n": seq})
+    assert calls == [1] and subscription.sink is None and subscription.overflowed

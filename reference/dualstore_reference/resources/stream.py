@@ -9,6 +9,12 @@ replay re-joins at the new watermark and continues from J, so history of any len
 be replayed. Live documents are matched against the filter in Python
 (``stream.matcher``), so the database load does not grow with filtered subscribers;
 replay uses the same query on the database.
+
+Live delivery to an idle stream bypasses its queue and its task: the stream parks a
+``DirectWriter`` on its subscription as the sink, and the hub's publish loop writes the
+event (encoded once for all streams) straight to the connection with the ASGI ``send``
+that ``stream.asgi.StreamingApp`` leaves in the request scope. A stream whose connection cannot take
+the bytes at once falls back to its queue, drained in order by its own task.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from dualstore_reference.security.stream_slots import Slot
 from dualstore_reference.store import documents as stored
 from dualstore_reference.store import sequence
 from dualstore_reference.stream import pacing, sse, tokens
+from dualstore_reference.stream.asgi import SEND_SCOPE_KEY, Send
+from dualstore_reference.stream.direct import DirectWriter
 from dualstore_reference.stream.hub import Hub, Subscription, SubscriptionClosed
 from dualstore_reference.stream.matcher import Predicate, UnsupportedQuery, compile_query
 from dualstore_reference.stream.service import StreamService
@@ -42,8 +50,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 log = logging.getLogger(__name__)
 REPLAY_BATCH = 500
-
-
+LIVE_BATCH = 100
+"""At most this many queued live events are joined into one write."""
 def _remote_addr(req: falcon.asgi.Request) -> str:
     return req.remote_addr or "unknown"
 
@@ -64,8 +72,28 @@ class _Stream:
     progress: float = field(default_factory=time.monotonic)
     closed: bool = False
     task: asyncio.Task[Any] | None = None
-    watcher: asyncio.Task[None] | None = None
+    watcher: asyncio.Future[Any] | None = None
     on_close: Callable[[], None] | None = None
+    writer: DirectWriter | None = None
+    position: int = 0
+    """The last sequence number written (live phase)."""
+    direct_sent: int = 0
+    """Events written by the sink and not yet counted in the metrics."""
+
+    def take(self, seq: int, frame: bytes) -> bool:
+        """The subscription's sink while the stream is idle: write a live event at once.
+
+        True when seq was handled (written, or already sent / skipped); False when the
+        connection is still busy with an earlier write: the hub queues it instead.
+        """
+        if seq <= self.position or seq in self.skip:
+            return True
+        if self.writer is None or not self.writer.write(frame):
+            return False
+        self.position = seq
+        self.progress = time.monotonic()
+        self.direct_sent += 1
+        return True
 
     def close(self) -> None:
         """Idempotent cleanup: leave the hub, stop watching, give back the slot."""
@@ -78,6 +106,8 @@ class _Stream:
         self.service.open_streams -= 1
         if self.watcher is not None and self.watcher is not asyncio.current_task():
             self.watcher.cancel()
+        if self.writer is not None:
+            self.writer.close()
         if self.on_close is not None:
             self.on_close()
 
@@ -96,6 +126,8 @@ class StreamResource:
         self.parse_filter = parse_filter
         self.client_ip = client_ip
         self.metrics = metrics
+        for hub in service.hubs.values():
+            hub.encoder = _encode
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      collection: str) -> None:
@@ -149,6 +181,10 @@ class StreamResource:
         service.open_streams += 1
         subscription = hub.subscribe(predicate)
         stream = _Stream(service, hub, subscription, slot, predicate, query, resume)
+        subscription.on_overflow = functools.partial(self._watch_stall, stream)
+        send: Send | None = req.scope.get(SEND_SCOPE_KEY)
+        if send is not None:
+            stream.writer = DirectWriter(send)
         stream.task = asyncio.current_task()
         if self.metrics is not None:
             self.metrics.stream_opened(collection)
@@ -159,7 +195,7 @@ class StreamResource:
         # still detect the disconnect, one interval late.
         receive: Receive | None = getattr(req, "_receive", None)
         if receive is not None:
-            stream.watcher = asyncio.create_task(self._watch(stream, receive))
+            self._watch(stream, receive)
         try:
             if resume.live_only:
                 # Documents already committed at open time but not yet published by the
@@ -176,33 +212,45 @@ class StreamResource:
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = self._events(stream, collection)
 
-    async def _watch(self, stream: _Stream, receive: Receive) -> None:
-        """Notice the client leaving even while idle; cut a stalled, overflowed stream."""
-        pending: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(receive())
+    def _watch(self, stream: _Stream, receive: Receive) -> None:
+        """Notice the client leaving even while idle: a callback on the pending receive,
+        no task wake-up until a message arrives."""
+
+        def listen() -> None:
+            pending = asyncio.ensure_future(receive())
+            pending.add_done_callback(arrived)
+            stream.watcher = pending
+
+        def arrived(done: asyncio.Future[dict[str, Any]]) -> None:
+            if stream.closed or done.cancelled() or done.exception() is not None:
+                return
+            if done.result().get("type") == "http.disconnect":
+                stream.disconnected = True
+                stream.subscription.close("disconnect")
+                stream.close()
+                return
+            listen()
+
+        listen()
+
+    def _watch_stall(self, stream: _Stream) -> None:
+        """The queue overflowed: cut the stream if its sends make no progress for long."""
         stalled = stream.service.config.stalled_send_seconds
-        try:
-            while not stream.closed:
-                done, _ = await asyncio.wait({pending}, timeout=1.0)
-                if done:
-                    message = pending.result()
-                    if message.get("type") == "http.disconnect":
-                        stream.disconnected = True
-                        stream.subscription.close("disconnect")
-                        stream.close()
-                        return
-                    pending = asyncio.ensure_future(receive())
-                    continue
-                if (
-                    stream.subscription.overflowed
-                    and time.monotonic() - stream.progress > stalled
-                    and stream.task is not None
-                ):
-                    log.info("cutting a stalled stream from %s", stream.slot.ip)
-                    stream.close()
-                    stream.task.cancel()
-                    return
-        finally:
-            pending.cancel()
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            if stream.closed or not stream.subscription.overflowed:
+                return  # ended, or re-joined after a replay: nothing is stuck
+            idle = time.monotonic() - stream.progress
+            if idle <= stalled:
+                loop.call_later(stalled - idle + 0.5, check)
+                return
+            log.info("cutting a stalled stream from %s", stream.slot.ip)
+            stream.close()
+            if stream.task is not None:
+                stream.task.cancel()
+
+        loop.call_later(stalled + 0.5, check)
 
     async def _events(self, stream: _Stream, collection: str) -> AsyncIterator[bytes]:
         config = stream.service.config
@@ -210,11 +258,11 @@ class StreamResource:
         documents = stream.service.database[collection]
         sent_events = 0
 
-        def sent(kind: str) -> None:
+        def sent(kind: str, count: int = 1) -> None:
             """Something went out: the heartbeat clock and the stall watch restart."""
             stream.progress = time.monotonic()
             if self.metrics is not None:
-                self.metrics.event_sent(collection, kind)
+                self.metrics.event_sent(collection, kind, count)
 
         try:
             yield sse.retry(config.retry_ms) + sse.heartbeat()
@@ -258,24 +306,61 @@ class StreamResource:
                     # The live queue overflowed while history was replayed: join again.
                     stream.hub.unsubscribe(stream.subscription)
                     stream.subscription = stream.hub.subscribe(stream.predicate)
+                    stream.subscription.on_overflow = functools.partial(
+                        self._watch_stall, stream
+                    )
             else:
                 position = stream.subscription.start
+            writer = stream.writer
             while True:
-                if stream.service.stopping.is_set() and stream.subscription.pending() == 0:
+                subscription = stream.subscription
+                if stream.service.stopping.is_set() and subscription.pending() == 0:
                     return
+                if writer is not None and subscription.pending() == 0:
+                    stream.position = position
+                    subscription.sink = stream.take  # idle: the hub writes for us
                 timeout = stream.progress + heartbeat - time.monotonic()
-                item = await stream.subscription.get(max(timeout, 0.0))
+                try:
+                    item = await subscription.get(max(timeout, 0.0))
+                finally:
+                    subscription.sink = None
+                if writer is not None:
+                    await writer.wait_idle()  # a direct write in flight goes out first
+                    position = max(position, stream.position)
+                    if stream.direct_sent:
+                        sent_events += stream.direct_sent
+                        if self.metrics is not None:
+                            self.metrics.event_sent(collection, "insert", stream.direct_sent)
+                        stream.direct_sent = 0
+                    if writer.error is not None:
+                        log.debug("stream on %s ended: %s", collection, writer.error)
+                        return
                 if item is None:
+                    if time.monotonic() < stream.progress + heartbeat:
+                        continue  # direct writes restarted the heartbeat clock
                     yield sse.heartbeat()
                     sent("heartbeat")
                     continue
-                seq, document = item
-                if seq <= position or seq in stream.skip:
-                    continue
-                position = seq
-                yield stream.hub.frame(seq, functools.partial(_encode, seq, document))
-                sent_events += 1
-                sent("insert")
+                # Everything queued goes out in one write (a client that fell behind
+                # catches up with one chunk, not one send per event).
+                frames: list[bytes] = []
+                next_item: tuple[int, Document] | None = item
+                while next_item is not None:
+                    seq, document = next_item
+                    if seq > position and seq not in stream.skip:
+                        position = seq
+                        frames.append(
+                            stream.hub.frame(seq, functools.partial(_encode, seq, document))
+                        )
+                    if len(frames) >= LIVE_BATCH or subscription.closed_reason not in (
+                        None, "overflow"
+                    ):
+                        break
+                    next_item = subscription.get_nowait()
+                if frames:
+                    yield b"".join(frames)
+                    sent_events += len(frames)
+                    sent("insert", len(frames))
         except SubscriptionClosed as closed:
             log.debug("stream on %s ended: %s", collection, closed.reason)
         except PyMongoError as error:

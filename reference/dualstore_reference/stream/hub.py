@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from typing import Any
 Document = dict[str, Any]
 Predicate = Callable[[Document], bool]
 Listener = Callable[[int, Document], None]
+Encoder = Callable[[int, Document], bytes]
+Sink = Callable[[int, bytes], bool]
+"""Takes (seq, encoded event) synchronously; False when it cannot now (queue it instead)."""
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,11 @@ class Subscription:
     maxsize: int
     predicate: Predicate | None = None
     closed_reason: str | None = None
+    sink: Sink | None = None
+    """Set by a consumer that is idle and can write at once: items then bypass the queue
+    (no task wake-up per item) while the queue is empty and the sink accepts them."""
+    on_overflow: Callable[[], None] | None = None
+    """Called once when the subscription closes with reason "overflow"."""
     _items: collections.deque[tuple[int, Document]] = field(default_factory=collections.deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -52,11 +61,15 @@ class Subscription:
         """True when the subscriber fell more than ``maxsize`` items behind."""
         return self.closed_reason == "overflow"
 
-    def offer(self, seq: int, document: Document) -> None:
-        """Enqueue an item (publisher side); close with reason "overflow" when full."""
+    def offer(self, seq: int, document: Document, frame: bytes | None = None) -> None:
+        """Hand over an item (publisher side): to the sink when it takes it, else to the
+        queue; close with reason "overflow" when the queue is full."""
         if self.closed_reason is not None:
             return
         if self.predicate is not None and not self.predicate(document):
+            return
+        sink = self.sink
+        if sink is not None and frame is not None and not self._items and sink(seq, frame):
             return
         if len(self._items) >= self.maxsize:
             self.close("overflow")
@@ -68,6 +81,9 @@ class Subscription:
         """Close the subscription and wake its consumer."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            self.sink = None
+            if reason == "overflow" and self.on_overflow is not None:
+                self.on_overflow()
         self._ready.set()
 
     def pending(self) -> int:
@@ -122,6 +138,8 @@ class Hub:
         """How many documents were published (for metrics and tests)."""
         self._frames: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._frames_kept = max(64, 2 * queue_size)
+        self.encoder: Encoder | None = None
+        """Encodes a published document once for every sink (set by the stream resource)."""
 
     def frame(self, seq: int, encode: Callable[[], bytes]) -> bytes:
         """The encoded event of seq, computed once for all subscribers (a bounded cache)."""
@@ -164,10 +182,17 @@ class Hub:
         self.watermark = seq
         if document is not None:
             self.published += 1
-            for subscription in list(self._subscribers):
-                subscription.offer(seq, document)
-                if subscription.overflowed:
-                    self._subscribers.discard(subscription)
+            frame: bytes | None = None
+            encoder = self.encoder
+            if encoder is not None and self._subscribers:
+                frame = self.frame(seq, functools.partial(encoder, seq, document))
+            overflowed: list[Subscription] = []
+            for subscription in tuple(self._subscribers):
+                subscription.offer(seq, document, frame)
+                if subscription.closed_reason == "overflow":
+                    overflowed.append(subscription)
+            for subscription in overflowed:
+                self._subscribers.discard(subscription)
             for listener in self._listeners:
                 try:
                     listener(seq, document)
