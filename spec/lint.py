@@ -13,6 +13,7 @@ from typing import Any
 import dualstore_spec
 import jsonschema
 import yaml
+from dualstore_sse import Event, SSEParser
 from openapi_spec_validator import OpenAPIV31SpecValidator, OpenAPIV32SpecValidator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -191,27 +192,33 @@ def _lint_examples(doc: dict[str, Any], registry: Registry[Any]) -> Iterator[str
 
 
 def _parse_sse(text: str) -> list[dict[str, Any]]:
-    """Events of a serialized example stream (WHATWG field rules, LF/CRLF/CR line ends)."""
+    """Events of a serialized example stream, read by the WHATWG parser, as the OpenAPI
+    ``itemSchema`` of text/event-stream sees them: ``data``, plus ``event``, ``id`` and
+    ``retry`` where the event's own block carried them (a ``retry`` line that dispatched no
+    event attaches to none)."""
+    parser = SSEParser()
     events: list[dict[str, Any]] = []
     fields: dict[str, Any] = {}
-    data: list[str] = []
-    for line in re.split(r"\r\n|\r|\n", text.lstrip("\ufeff")):
-        if line == "":
-            if data:
-                events.append({**fields, "data": "\n".join(data)})
-            fields, data = {}, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        elif name in ("event", "id"):
-            fields[name] = value
-        elif name == "retry" and value.isdigit():
-            fields["retry"] = int(value)
+    for line in re.split(r"(?<=\n)|(?<=\r)(?!\n)", text):  # one line (and its end) at a time
+        parser.retry_ms = None
+        for item in parser.feed(line.encode("utf-8")):
+            if isinstance(item, Event):
+                events.append({**_own_fields(item), **fields, "data": item.data})
+        if parser.retry_ms is not None:
+            fields["retry"] = parser.retry_ms
+        if line in ("\r\n", "\r", "\n"):
+            fields = {}
+    for item in parser.close():
+        if isinstance(item, Event):
+            events.append({**_own_fields(item), **fields, "data": item.data})
     return events
+
+
+def _own_fields(event: Event) -> dict[str, Any]:
+    own: dict[str, Any] = {"event": event.type}
+    if event.id_set:
+        own["id"] = event.last_event_id
+    return own
 
 
 def _check_serialized(

@@ -13,13 +13,13 @@ from typing import Any, NoReturn
 
 import httpx
 from dualstore_spec.facts import SpecError
+from dualstore_sse import Comment, Event, SSEParser
 
 from dualstore_conformance import client as http
 from dualstore_conformance.model import Failure, Target
 from dualstore_conformance.pacing import RequestPacer
 from dualstore_conformance.profile import DeploymentProfile, limits_view, spec_defaults
 from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckUnobserved
-from dualstore_conformance.sse import Comment, Event, SSEParser
 
 CONFORMANCE_KEY = "dualstore_conformance"
 """Metadata key tagging every document the harness writes."""

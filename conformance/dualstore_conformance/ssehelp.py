@@ -14,10 +14,10 @@ from typing import Any
 import jsonschema
 from dualstore_spec import facts
 from dualstore_spec.facts import Facts
+from dualstore_sse import Event
 
 from dualstore_conformance.client import media_type, problem
 from dualstore_conformance.context import CheckContext, StreamReader
-from dualstore_conformance.sse import Event
 
 
 def token_grammar() -> re.Pattern[str]:

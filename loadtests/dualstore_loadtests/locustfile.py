@@ -30,7 +30,7 @@ from typing import Any
 
 import gevent
 import httpx
-from dualstore_conformance.sse import Comment, Event, SSEParser
+from dualstore_sse import Comment, Event, SSEParser
 from locust import HttpUser, User, constant_throughput, events, task
 from locust.env import Environment
 

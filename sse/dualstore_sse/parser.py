@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A WHATWG-exact, incremental Server-Sent Events parser (the judge's parser)."""
+"""A WHATWG-exact, incremental Server-Sent Events parser."""
 
 from __future__ import annotations
 
@@ -8,34 +8,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from dualstore_sse.model import Comment, Event, Item
+
 _LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One dispatched event, as an EventSource would deliver it."""
-
-    type: str
-    """Event type; "message" when the stream gave none."""
-    data: str
-    """Data buffer with the one trailing LF removed."""
-    last_event_id: str
-    """The last event ID string after this event (ids persist across events)."""
-    id_set: bool = False
-    """True when this event's own block carried an ``id`` field (even an empty one)."""
-    id_field: bool = False
-    """True when this event's own block had an ``id`` line of any value, including one the
-    WHATWG rules ignore (a value containing U+0000): what "carries no id field" judges."""
-
-
-@dataclass(frozen=True)
-class Comment:
-    """A comment line (``:`` first), with the text after the colon."""
-
-    text: str
-
-
-Item = Event | Comment
 
 
 @dataclass

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from dualstore_conformance.checks.sse_heartbeat import heartbeat_errors, tolerance
-from dualstore_conformance.sse import Event, parse
 from dualstore_spec import facts
+from dualstore_sse import Event, parse
 
 
 def beat(data: str, last_id: str = "", id_set: bool = False) -> Event:

@@ -1,18 +1,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The harness's WHATWG parser against the framing vectors in data/framing-vectors.yaml."""
+"""The WHATWG parser against the framing vectors in framing-vectors.yaml (next to this file)."""
 
 from __future__ import annotations
 
 import json
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from dualstore_conformance.sse import Event, SSEParser
+from dualstore_sse import Event, SSEParser
 
-DATA = resources.files("dualstore_conformance") / "data"
+DATA = Path(__file__).resolve().parent
 DOCUMENT: dict[str, Any] = yaml.safe_load((DATA / "framing-vectors.yaml").read_text("utf-8"))
 VECTORS: list[dict[str, Any]] = DOCUMENT["vectors"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from dualstore_conformance.sse import Event, Item, SSEParser
+from dualstore_sse import Event, Item, SSEParser
 
 from dualstore_client.encoding import Filter, encode_filter, format_timestamp
 from dualstore_client.errors import (

@@ -10,11 +10,12 @@ import json
 import time
 from typing import Any
 
+from dualstore_sse import Event
+
 from dualstore_conformance.context import CheckContext, StreamReader
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.runner import HEARTBEAT_WAIT
-from dualstore_conformance.sse import Event
 from dualstore_conformance.ssehelp import (
     doc_ids,
     event_dict,

@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualstore_conformance.sse import Event, SSEParser
+from dualstore_sse import Event, SSEParser
 
 
 @dataclass

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from dualstore_sse import encoder
+
 
 def compact_json(value: Any) -> str:
     """JSON on one line (newlines inside strings are escaped by JSON itself)."""
@@ -16,16 +18,14 @@ def compact_json(value: Any) -> str:
 
 
 def frame(event: str, data: str, event_id: str | None = None) -> bytes:
-    """One event block; data must not contain CR or LF."""
+    """One event block; data must not contain CR or LF (the contract's one-line JSON)."""
     if "\n" in data or "\r" in data:
         raise ValueError("SSE data must be a single line")
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+    return encoder.event(data, type=event, id=event_id)
 
 
-def retry(milliseconds: int) -> bytes:
-    """A block that sets the client's reconnection delay (dispatches no event)."""
-    return f"retry: {int(milliseconds)}\n\n".encode()
+retry = encoder.retry
+"""A block that sets the client's reconnection delay (dispatches no event)."""
 
 
 def iso_now() -> str:
