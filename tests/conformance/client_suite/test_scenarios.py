@@ -12,11 +12,7 @@ import pytest
 import yaml
 from dualstore_conformance.client_suite import scenarios
 from dualstore_conformance.client_suite.scenarios import ScenarioError, load_all, validate_document
-
-try:  # the WHATWG parser's home since it became a standalone package
-    from dualstore_sse import parse
-except ImportError:  # before that move
-    from dualstore_conformance.sse import parse  # type: ignore[no-redef]  # reason: same API
+from dualstore_sse import parse
 
 FOLDER = resources.files("dualstore_conformance.client_suite") / "scenarios"
 

@@ -10,11 +10,7 @@ import time
 
 import httpx
 from dualstore_conformance.client_suite.adapters import protocol
-
-try:  # the WHATWG parser's home since it became a standalone package
-    from dualstore_sse import Event, SSEParser
-except ImportError:  # before that move
-    from dualstore_conformance.sse import Event, SSEParser  # type: ignore[no-redef]  # reason: same API
+from dualstore_sse import Event, SSEParser
 
 BREAKS = ("ignore-retry", "drop-cr", "no-last-event-id", "dispatch-blank")
 DEFAULT_RETRY_MS = 1000
