@@ -16,6 +16,7 @@ from dualstore_spec.facts import SpecError
 from dualstore_sse import Comment, Event, SSEParser
 
 from dualstore_conformance import client as http
+from dualstore_conformance import judging
 from dualstore_conformance.model import Failure, Target
 from dualstore_conformance.pacing import RequestPacer
 from dualstore_conformance.profile import DeploymentProfile, limits_view, spec_defaults
@@ -331,10 +332,8 @@ def _rate_limited(response: httpx.Response) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float:
-    try:
-        return min(5.0, max(0.05, float(response.headers.get("retry-after", "1"))))
-    except ValueError:
-        return 1.0
+    return judging.retry_after_seconds(response.headers.get("retry-after"), low=0.05, high=5.0,
+                                       absent=1.0)
 
 
 class StreamReader:

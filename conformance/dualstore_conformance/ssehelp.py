@@ -16,7 +16,8 @@ from dualstore_spec import facts
 from dualstore_spec.facts import Facts
 from dualstore_sse import Event
 
-from dualstore_conformance.client import media_type, problem
+from dualstore_conformance import judging
+from dualstore_conformance.client import problem
 from dualstore_conformance.context import CheckContext, StreamReader
 
 
@@ -25,12 +26,6 @@ def token_grammar() -> re.Pattern[str]:
     return re.compile(spec_facts().event_id_pattern)
 
 
-TIMESTAMP = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
-"""RFC 3339 date-time (the spec's Timestamp format; the pattern is tightened from the spec)."""
-
-PROBLEM_PREFIX = "urn:dualstore:problem:"
 
 
 @functools.cache
@@ -45,17 +40,9 @@ def doc_schema() -> dict[str, Any] | None:
     return {"$defs": schemas, **_rewrite_refs(doc)}
 
 
-@functools.cache
 def timestamp_pattern() -> re.Pattern[str]:
-    """The spec's Timestamp pattern when it declares one, else a strict RFC 3339 pattern."""
-    try:
-        document = importlib.import_module("dualstore_spec").openapi()
-        pattern = document["components"]["schemas"]["Timestamp"].get("pattern")
-        if isinstance(pattern, str):
-            return re.compile(pattern)
-    except Exception:
-        pass
-    return TIMESTAMP
+    """The spec's Timestamp pattern (SpecError when the spec has none: never a default)."""
+    return judging.doc_timestamp_pattern()
 
 
 def spec_facts() -> Facts:
@@ -173,10 +160,7 @@ async def insert_many(ctx: CheckContext, count: int, writers: int = 1,
 
 def problem_type(body: bytes) -> str | None:
     """The ``type`` of a problem+json body, or None."""
-    try:
-        detail = json.loads(body) if body else None
-    except ValueError:
-        return None
+    detail = judging.parse_json(body)
     kind = detail.get("type") if isinstance(detail, dict) else None
     return kind if isinstance(kind, str) else None
 
@@ -184,27 +168,11 @@ def problem_type(body: bytes) -> str | None:
 def problem_errors(ctx: CheckContext, status: int, headers: Any, body: bytes,
                    expected_status: int, slug: str) -> list[str]:
     """What is wrong with an error answer expected to be ``expected_status`` problem ``slug``."""
-    errors = []
-    if status != expected_status:
-        errors.append(f"status {status}, expected {expected_status}")
-    media = media_type(headers)
-    if media != "application/problem+json":
-        errors.append(f"Content-Type {media or '(none)'}, expected application/problem+json")
-    try:
-        detail = json.loads(body) if body else None
-    except ValueError:
-        detail = None
-    if not isinstance(detail, dict):
-        errors.append("body is not a JSON object")
-    else:
-        kind = detail.get("type")
-        if kind != PROBLEM_PREFIX + slug:
-            errors.append(f"problem type {kind!r}, expected {PROBLEM_PREFIX + slug!r}")
-    return errors
+    return judging.expected_problem_errors(status, headers.get("content-type"), body,
+                                           expected_status, slug)
 
 
 __all__ = [
-    "PROBLEM_PREFIX",
     "doc_errors",
     "doc_ids",
     "doc_of",

@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from dualstore_conformance.context import spec_limits
 from dualstore_conformance import runner
 from dualstore_conformance.checks import cors
-from dualstore_conformance.model import CheckResult, Status, Target
+from dualstore_conformance.context import spec_limits
+from dualstore_conformance.model import CheckResult, NotJudged, Status, Target, Verdict
+from dualstore_conformance.profile import from_mapping, parse_rate_limit, spec_defaults
 from dualstore_conformance.registry import CheckSpec, load_all
 from dualstore_conformance.runner import Environment, RunConfig
 
@@ -41,10 +42,17 @@ RATE_LIMIT_CHECK = "limit-rate-limited-429"
 
 
 def run_rest_checks(
-    url: str, token: str, origin: str, check_ids: list[str]
+    url: str, token: str, origin: str, check_ids: list[str], rate_limit: str | None = None,
 ) -> dict[str, CheckResult]:
-    """One harness run of the given checks (the allowed CORS origin on the target)."""
-    target = Target(url=url, token=token, cors_origin=origin)
+    """One harness run of the given checks (the allowed CORS origin on the target; the
+    deployment's rate limit declared when given, else the spec's)."""
+    profile = from_mapping({}, spec_defaults(), "test")
+    if rate_limit is not None:
+        rate = parse_rate_limit(rate_limit)
+        profile = from_mapping({"rate_limit": None if rate is None else {
+            "requests_per_second": rate.requests_per_second, "burst": rate.burst}},
+            profile, "test")
+    target = Target(url=url, token=token, cors_origin=origin, profile=profile)
     config = RunConfig(target=target, only=check_ids, property_layer=False, workers=8)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(cors.CORS_ORIGIN_ENV, raising=False)
@@ -61,6 +69,7 @@ def reference_results(reference_server: Any) -> dict[str, CheckResult]:
         env["AUTH_TOKEN"].split(",")[0],
         env["CORS_ORIGIN"],
         sorted(rest_specs()),
+        rate_limit="none",  # the shared reference runs with throttling effectively off
     )
 
 
@@ -72,13 +81,36 @@ def test_check_passes_against_reference(
     assert result.status is Status.PASSED, f"{result.message}\n{result.reproduce}"
 
 
-def test_rate_limit_check_skips_when_never_limited(
+def test_rate_limit_check_fails_when_a_declared_limit_is_never_enforced(
+    reference_server: Any,
+) -> None:
+    # the shared reference runs with throttling effectively off, while this run declares
+    # the spec's default limit: a server that never refuses has not enforced it
+    env = reference_server.env
+    results = run_rest_checks(reference_server.url, env["AUTH_TOKEN"].split(",")[0],
+                              env["CORS_ORIGIN"], [RATE_LIMIT_CHECK])
+    result = results[RATE_LIMIT_CHECK]
+    assert result.verdict is Verdict.FAILED
+    assert "no 429" in result.message
+
+
+def test_rate_limit_check_is_not_judged_when_the_profile_declares_none(
     reference_results: dict[str, CheckResult],
 ) -> None:
-    # the shared reference runs with throttling effectively off
     result = reference_results[RATE_LIMIT_CHECK]
-    assert result.status is Status.SKIPPED
-    assert "no 429" in result.message
+    assert result.verdict is Verdict.NOT_JUDGED
+    assert result.not_judged is NotJudged.NOT_CONFIGURED
+
+
+def test_rate_limit_check_cannot_observe_a_declared_burst_beyond_its_budget(
+    reference_server: Any,
+) -> None:
+    env = reference_server.env
+    results = run_rest_checks(reference_server.url, env["AUTH_TOKEN"].split(",")[0],
+                              env["CORS_ORIGIN"], [RATE_LIMIT_CHECK],
+                              rate_limit="100000/100000")
+    result = results[RATE_LIMIT_CHECK]
+    assert result.verdict is Verdict.ERROR and "could not observe" in result.message
 
 
 def test_rate_limit_check_passes_against_a_throttled_reference(start_reference: Any) -> None:
@@ -169,7 +201,8 @@ EXPECTED_TO_FAIL = [
 async def _run_against_wrong(check_ids: list[str]) -> dict[str, CheckResult]:
     target = Target(url="http://wrong.test", token="t", collection=WRONG_COLLECTION)
     env = Environment(
-        target=target, run_id="wrongrun", collection=WRONG_COLLECTION, limits=spec_limits(), health={}
+        target=target, run_id="wrongrun", collection=WRONG_COLLECTION, limits=spec_limits(),
+        health={},
     )
     transport = httpx.ASGITransport(app=wrong_app)
     async with httpx.AsyncClient(
@@ -226,7 +259,8 @@ def test_body_buffering_check_fails_against_a_buffering_target() -> None:
             target = Target(url=f"http://127.0.0.1:{port}", token="buffering-token",
                             collection="things")
             env = Environment(
-                target=target, run_id="buffered", collection="things", limits=spec_limits(), health={}
+                target=target, run_id="buffered", collection="things", limits=spec_limits(),
+                health={},
             )
             async with httpx.AsyncClient(base_url=target.url) as client:
                 return await runner.run_one(

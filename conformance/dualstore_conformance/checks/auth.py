@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from dualstore_conformance import judging
 from dualstore_conformance.checks.http import problem_slug
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.model import Level
@@ -84,15 +85,7 @@ def _require_token(ctx: CheckContext) -> str:
 
 
 def _challenge_problems(status: int, headers: Any, slug: str | None) -> list[str]:
-    problems = []
-    if status != 401:
-        problems.append(f"status {status}")
-    challenge = str(headers.get("www-authenticate", ""))
-    if not challenge.lower().startswith("bearer"):
-        problems.append(f"WWW-Authenticate {challenge or '(missing)'!r}")
-    if slug != "unauthorized":
-        problems.append(f"problem type {slug!r}")
-    return problems
+    return judging.challenge_errors(status, headers.get("www-authenticate"), slug)
 
 
 @check(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dualstore_conformance import judging
 from dualstore_conformance.checks.http import expect_status, recent_own
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 DOC_KEYS = {"id", "text", "timestamp", "metadata"}
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 ROUND_TRIP_METADATA: dict[str, Any] = {
     "unicode": "zürich ☃ 東京 \U0001f600",
@@ -110,7 +110,7 @@ async def doc_round_trip(ctx: CheckContext) -> None:
                 received=f"text={item.get('text')!r} metadata={item.get('metadata')!r}"[:500],
                 reproduce=how,
             )
-        if not TIMESTAMP_RE.match(str(item.get("timestamp"))):
+        if not judging.doc_timestamp_pattern().match(str(item.get("timestamp"))):
             ctx.fail(
                 f"timestamp read {where} is not YYYY-MM-DDTHH:MM:SS.sssZ",
                 expected="e.g. 2026-11-25T10:00:00.000Z",

@@ -9,22 +9,18 @@ from typing import Any
 import httpx
 
 from dualstore_conformance import client as http
+from dualstore_conformance import judging
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 
-PROBLEM_PREFIX = "urn:dualstore:problem:"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 # -- helpers shared by the REST check modules ---------------------------------------------
 def problem_slug(response: httpx.Response) -> str | None:
     """The slug of a problem+json answer's ``type`` (``not-found``), or None if not a problem."""
-    body = http.problem(response)
-    kind = body.get("type") if body else None
-    if not isinstance(kind, str):
-        return None
-    return kind[len(PROBLEM_PREFIX) :] if kind.startswith(PROBLEM_PREFIX) else kind
+    return judging.problem_slug(http.problem(response))
 
 
 def expect_problem(
@@ -38,14 +34,17 @@ def expect_problem(
 ) -> None:
     """Fail unless response is a problem+json with that status and one of those slugs."""
     wanted = (slugs,) if isinstance(slugs, str) else slugs
-    slug = problem_slug(response)
-    if response.status_code != status or slug not in wanted:
+    errors = judging.expected_problem_errors(
+        response.status_code, response.headers.get("content-type"), response.content, status,
+        wanted, check_media_type=False)
+    if errors:
+        prefix = judging.problem_prefix()
         ctx.fail(
             title,
             expected=f"{status} application/problem+json, type "
-            + " or ".join(PROBLEM_PREFIX + s for s in wanted),
+            + " or ".join(prefix + s for s in wanted),
             received=f"{response.status_code} {http.media_type(response.headers) or '-'}, "
-            f"type {slug!r}: {response.text[:200]}",
+            f"type {problem_slug(response)!r}: {response.text[:200]}",
             rules=rules,
             evidence=ctx.evidence(response),
             reproduce=reproduce,
