@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from dualstore_spec import facts
-
 from dualstore_conformance import judging
+from dualstore_spec import facts
 
 PROBLEM = "application/problem+json"
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from dualstore_spec.facts import RateLimit
-
 from dualstore_conformance.pacing import UNPACED, PacedTransport, RequestPacer
+from dualstore_spec.facts import RateLimit
 
 
 class FakeClock:
