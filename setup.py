@@ -3,7 +3,7 @@
 
 from setuptools import find_packages, setup
 
-ROOTS = ["sse", "reference", "conformance", "loadtests", "clients/python"]
+ROOTS = ["cli", "sse", "reference", "conformance", "loadtests", "clients/python"]
 
 packages = ["dualstore_spec"]
 package_dir = {"dualstore_spec": "spec"}

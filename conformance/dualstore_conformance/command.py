@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dualstore_cli.usage import UsageError
+
 from dualstore_conformance import runner
-from dualstore_conformance.cli import UsageError
 from dualstore_conformance.model import Level, Target
 from dualstore_conformance.profile import (
     DeploymentProfile,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from dualstore_conformance.cli import UsageError
+from dualstore_cli.usage import UsageError
 
 from dualstore_loadtests import charts, gates
 from dualstore_loadtests.memory import RssSampler

@@ -122,7 +122,7 @@ def run_conform(
     """``dualstore conform`` against url (extra: the row's ``conform_args``, such as the
     deployment profile it declares); (exit code, JSON report)."""
     command = [
-        sys.executable, "-m", "dualstore_conformance.cli", "conform", "--url", url,
+        sys.executable, "-m", "dualstore_cli", "conform", "--url", url,
         "--heartbeat-seconds", f"{args.heartbeat:g}", "--max-examples", str(args.max_examples),
         "--seed", str(args.seed), "--timeout-multiplier", f"{args.timeout_multiplier:g}",
         "--json", str(report),

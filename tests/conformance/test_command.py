@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from dualstore_conformance.cli import main
+from dualstore_cli.main import main
 from dualstore_conformance.reports import json_report
 
 FRAMING = (

@@ -10,8 +10,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from dualstore_cli.main import main
 from dualstore_conformance import runner
-from dualstore_conformance.cli import main
 from dualstore_conformance.model import Status, Target
 from dualstore_conformance.registry import load_all
 from dualstore_conformance.reports import json_report

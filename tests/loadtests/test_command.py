@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dualstore_conformance.cli import main
+from dualstore_cli.main import main
 from dualstore_loadtests import command
 from dualstore_reference.embedded import free_port, wait_for_port
 

@@ -15,7 +15,7 @@ import pytest
 def smoke(report: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Run the real command line, as CI and operators do."""
     completed = subprocess.run(
-        [sys.executable, "-m", "dualstore_conformance.cli", "load", "--smoke",
+        [sys.executable, "-m", "dualstore_cli", "load", "--smoke",
          "--report-dir", str(report), *extra],
         capture_output=True, text=True, timeout=240, check=False,
     )

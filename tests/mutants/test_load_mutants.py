@@ -23,7 +23,7 @@ def test_load_smoke_fails_against_the_mutant(name: str, tmp_path: Path) -> None:
     env = {"AUTH_TOKEN": TOKEN, "SSE_HEARTBEAT_SECONDS": "1"}
     with start_mutant([name], env=env, workers=1, data_dir=tmp_path / "server") as server:
         pids = [str(p) for p in server.pids()]
-        command = [sys.executable, "-m", "dualstore_conformance.cli", "load", "--smoke",
+        command = [sys.executable, "-m", "dualstore_cli", "load", "--smoke",
                    "--url", server.url, "--token", TOKEN, "--heartbeat", "1",
                    "--report-dir", str(tmp_path / "report")]
         for pid in pids:

@@ -60,7 +60,7 @@ def test_embedded_database_is_supervised_and_everything_stops_on_sigterm(
 
 def test_bad_configuration_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in launcher.SETTING_VARIABLES}
-    cli = [sys.executable, "-m", "dualstore_conformance.cli", "serve"]
+    cli = [sys.executable, "-m", "dualstore_cli", "serve"]
     module = [sys.executable, "-m", "dualstore_reference.serve"]
     for command, extra, args in (
         (cli, {"PORT": "eighty"}, []),

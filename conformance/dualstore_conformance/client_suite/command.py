@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dualstore_conformance.cli import UsageError
+from dualstore_cli.usage import UsageError
+
 from dualstore_conformance.client_suite import reports, runner
 from dualstore_conformance.client_suite.launcher import AdapterError, describe
 from dualstore_conformance.client_suite.scenarios import Scenario, ScenarioError, load_all

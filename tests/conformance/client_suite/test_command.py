@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from dualstore_conformance.cli import main
+from dualstore_cli.main import main
 from dualstore_conformance.client_suite import reports
 
 PY = shlex.quote(sys.executable)

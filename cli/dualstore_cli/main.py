@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The ``dualstore`` command: dispatches to serve, conform, load and spec."""
+"""The ``dualstore`` command: dispatches to the rooms (serve, conform[-client], load, spec)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
+
+from dualstore_cli.usage import UsageError
 
 
 class Subcommand(Protocol):
@@ -28,10 +30,6 @@ SUBCOMMANDS: dict[str, str] = {
     "spec": "dualstore_spec.command",
 }
 """Subcommand name -> module with HELP, add_arguments(parser) and run(args) -> exit code."""
-
-
-class UsageError(Exception):
-    """Bad input from the command line: reported in one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
