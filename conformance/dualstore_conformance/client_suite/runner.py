@@ -130,12 +130,25 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
     seen = judge.Observation(profile=str(hello.get("profile")), events=events,
                              requests=list(play.requests))
     problems = judge.judge(scenario, seen)
+    if problems and why == "settled" and any(p.startswith("delivered") for p in problems):
+        problems.append(f"watched {scenario.settle_ms} ms after the server's last action"
+                        + (", the stream still open" if _held(scenario, play) else ""))
     if problems:
         result.verdict = for_level(scenario.level)
         result.message = "; ".join(problems)
     else:
         result.verdict = Verdict.PASSED
     return result
+
+
+def _held(scenario: Scenario, play: Play) -> bool:
+    """True when the last request's connection was held open by the script."""
+    if not play.requests:
+        return False
+    index = play.requests[-1].index
+    if index > len(scenario.connections):
+        return scenario.after_script == "hold"
+    return scenario.connections[index - 1].end == "hold"
 
 
 def _brief(line: dict[str, Any]) -> dict[str, Any]:
