@@ -85,9 +85,10 @@ async def _stream_answers(ctx: CheckContext, origin: str, seen: list[int]) -> li
     failures: list[str] = []
     params = {"filter": ctx.own_filter()}
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(stream_cap(ctx.limits) + 1):
+        for index in range(stream_cap(ctx.limits) + 1):
+            # the first open waits out a rate limiter (a 200 to judge); the rest look for 429
             reader: StreamReader = ctx.open_stream(params, {"Origin": origin},
-                                                   retry_rate_limited=False)
+                                                   retry_rate_limited=index == 0)
             await stack.enter_async_context(reader)
             first_200 = reader.status == 200 and 200 not in seen
             seen.append(reader.status)
