@@ -6,7 +6,8 @@ not sent a complete request head, and its own errors are text/plain. This subcla
 
 - a bound on the time to receive a complete request head, counted from the connection's
   opening (or its first byte after an idle keep-alive); past it the connection is closed
-  (with a 408 problem when part of a head had arrived);
+  (with a 408 problem when part of a head had arrived); the body then gets the same time
+  again (a body trickled byte by byte is cut with a 408 problem);
 - a cap on open connections per worker: a request on a connection past the cap gets
   503 problem+json with Retry-After and the connection is closed (one that sends nothing
   is closed after OVER_CAP_HEAD_SECONDS), so idle sockets cannot exhaust the worker's
@@ -92,6 +93,7 @@ class DualstoreProtocol(H11Protocol):
         self._head_bytes = 0
         self._head_has_line_end = False
         self._head_timeout = self.limits.head_timeout_seconds
+        self._awaiting_body = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # reason: uvicorn narrows BaseTransport the same way
         super().connection_made(transport)
@@ -121,14 +123,21 @@ class DualstoreProtocol(H11Protocol):
         self._watch_head()
 
     def _watch_head(self) -> None:
-        """Arm the head deadline while a head is awaited, cancel it once one arrived."""
+        """Keep a deadline armed while a head, then its body, is awaited; cancel it after."""
+        state = self.conn.their_state
         if self.transport.is_closing():
             self._cancel_head_timer()
-        elif self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
+        elif state is h11.IDLE and self.conn.our_state is h11.IDLE:
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+        elif state is h11.SEND_BODY:
+            if not self._awaiting_body:  # the head is complete: the body gets its own deadline
+                self._cancel_head_timer()
+                self._awaiting_body = True
+                self._head_timer = self.loop.call_later(self._head_timeout, self._body_timed_out)
         else:
             self._cancel_head_timer()
+            self._awaiting_body = False
             self._head_bytes = 0
             self._head_has_line_end = False
 
@@ -146,6 +155,16 @@ class DualstoreProtocol(H11Protocol):
                 408,
                 None,
                 f"No complete request head within {self._head_timeout:g} s.",
+            )
+        self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        if self.cycle is not None and not self.cycle.response_started:
+            self._write_problem(
+                408, None, f"The request body did not arrive within {self._head_timeout:g} s."
             )
         self.transport.close()
 
