@@ -55,7 +55,8 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     head_timeout_seconds: float = 10.0
     """A connection must deliver a complete request head this soon after it opens (or
-    after its first byte following an idle keep-alive); else it is closed."""
+    after its first byte following an idle keep-alive), then its body within the same
+    time again; else it is closed."""
     keepalive_seconds: float = 5.0
     """An idle keep-alive connection is closed after this long without a request."""
     max_connections_per_worker: int = 4096
