@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from . import fault
 from .asgi import (
     ASGIApp,
     BlockFilter,
@@ -30,6 +29,7 @@ from .asgi import (
     with_query,
     with_request_header,
 )
+from .registry import fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings
@@ -271,6 +271,8 @@ def resume_join_duplicate(app: ASGIApp, settings: Settings) -> ASGIApp:
     async def joined(self: Any, stream: Any, collection: str) -> AsyncIterator[bytes]:
         last_replayed: bytes | None = None
         resumed = not stream.resume.live_only
+        if resumed:
+            stream.writer = None  # live events through this generator, not the hub's sink
         async for chunk in original(self, stream, collection):
             fields = block_fields(chunk)
             seq = fields.get("id", "")

@@ -36,6 +36,8 @@ class Script:
     reset_on_any_insert: bool = False
     """Every insert restarts every stream's heartbeat clock, matching its filter or not."""
     stream_cap: int = 100
+    join_duplicate: bool = False
+    """A resumed stream sends its last replayed event again before the first live one."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
@@ -82,7 +84,7 @@ class ScriptedTarget:
         elif path == f"/v1/{COLLECTION}" and method == "POST":
             await self._insert(receive, send)
         elif path == f"/v1/{COLLECTION}/stream":
-            await self._stream(query, receive, send)
+            await self._stream(query, receive, send, scope["headers"])
         elif path.startswith(f"/v1/{COLLECTION}/"):
             wanted = path.rsplit("/", 1)[1]
             doc = next((d for d in self.script.docs if d["id"] == wanted), None)
@@ -119,7 +121,8 @@ class ScriptedTarget:
         self.changed = asyncio.Event()
         await self._json(send, 201, doc)
 
-    async def _stream(self, query: dict[str, list[str]], receive: Any, send: Any) -> None:
+    async def _stream(self, query: dict[str, list[str]], receive: Any, send: Any,
+                      scope_headers: list[tuple[bytes, bytes]]) -> None:
         script = self.script
         if self.open_streams >= script.stream_cap:
             await self._json(send, 429, self._problem("too-many-streams", 429),
@@ -142,12 +145,14 @@ class ScriptedTarget:
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no")]})
-            await self._events(expression, send, gone)
+            resume = dict(scope_headers).get(b"last-event-id", b"").decode()
+            await self._events(expression, send, gone, int(resume) if resume.isdigit() else None)
         finally:
             self.open_streams -= 1
             watcher.cancel()
 
-    async def _events(self, expression: dict[str, Any], send: Any, gone: asyncio.Event) -> None:
+    async def _events(self, expression: dict[str, Any], send: Any, gone: asyncio.Event,
+                      resume: int | None) -> None:
         script = self.script
 
         async def out(text: str) -> None:
@@ -159,8 +164,10 @@ class ScriptedTarget:
 
         await out("retry: 3000\n\n" + beat(""))
         sent_at = time.monotonic()
-        position = len(script.docs)
+        position = len(script.docs) if resume is None else resume
         last_id = ""
+        replayed: str | None = None
+        join = len(script.docs)
         while not gone.is_set():
             assert self.changed is not None
             clock = max(sent_at, self.last_insert) if script.reset_on_any_insert else sent_at
@@ -174,9 +181,16 @@ class ScriptedTarget:
             fresh, position = script.docs[position:], len(script.docs)
             for doc in fresh:
                 if script.deliver_inserts and _matches(doc, expression):
-                    last_id = str(script.docs.index(doc) + 1)
-                    await out(f"event: insert\nid: {last_id}\n"
-                              f"data: {json.dumps(doc, separators=(',', ':'))}\n\n")
+                    seq = script.docs.index(doc) + 1
+                    last_id = str(seq)
+                    block = (f"event: insert\nid: {last_id}\n"
+                             f"data: {json.dumps(doc, separators=(',', ':'))}\n\n")
+                    if resume is not None and seq <= join:
+                        replayed = block
+                    elif replayed is not None and script.join_duplicate:
+                        await out(replayed)
+                        replayed = None
+                    await out(block)
                     sent_at = time.monotonic()
 
 

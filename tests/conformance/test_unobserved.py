@@ -122,3 +122,13 @@ def test_the_cap_check_uses_the_declared_cap(server_cap: int, status: Status) ->
     assert result.status is status, result.message
     if status is Status.FAILED:
         assert "429 for stream number 4" in result.message
+
+
+def test_a_duplicate_at_the_resume_join_fails_the_join_check() -> None:
+    with serve(Script(join_duplicate=True)) as url:
+        duplicated = run_check("sse-resume-join-no-duplicate", url)
+    with serve(Script()) as url:
+        clean = run_check("sse-resume-join-no-duplicate", url)
+    assert duplicated.status is Status.FAILED, duplicated.message
+    assert "SSE-RESUME-010" in duplicated.rules and "sent twice" in duplicated.message
+    assert clean.status is Status.PASSED, clean.message

@@ -233,8 +233,10 @@ async def unknown_token(ctx: CheckContext) -> None:
 
 JOIN_REPLAYED = 12
 """Documents the resumed stream has to replay (missed while disconnected)."""
-JOIN_LIVE = 16
-"""Documents written while the resumed stream opens and joins live."""
+JOIN_AFTER = 8
+"""Documents the writer still writes after the resumed stream opened (the join is then)."""
+JOIN_MAX = 200
+"""The writer's bound: a stream that takes this long to open could not be observed."""
 
 
 @check(
@@ -250,26 +252,30 @@ async def join_no_duplicate(ctx: CheckContext) -> None:
     seen = await _history(ctx, 2, "seen")
     missed = await insert_many(ctx, JOIN_REPLAYED, label="missed")
     live: list[str] = []
-    started = asyncio.Event()
+    started, stop = asyncio.Event(), asyncio.Event()
 
     async def writer() -> None:
-        for number in range(JOIN_LIVE):
-            result = await ctx.insert(text=f"join {number} {ctx.run_id}",
-                                      metadata={"n": number})
+        while not stop.is_set() and len(live) < JOIN_MAX:
+            result = await ctx.insert(text=f"join {len(live)} {ctx.run_id}",
+                                      metadata={"n": len(live)})
             live.append(result["id"])
-            if number == 2:
+            if len(live) == 3:
                 started.set()
             await asyncio.sleep(0.05)
 
+    async def written(count: int) -> None:
+        while len(live) < count and not task.done():
+            await asyncio.sleep(0.02)
+
     task = asyncio.create_task(writer())
     try:
-        waiter = asyncio.ensure_future(started.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        await written(3)
         async with ctx.open_stream(own_params(ctx),
                                    headers={"Last-Event-ID": seen[0][1]}) as reader:
             await require_open(ctx, reader, "resumed stream")
             opened_after = len(live)
+            await written(opened_after + JOIN_AFTER)
+            stop.set()
             await task
             want = [seen[1][0], *missed, *live]
             await reader.wait_for(lambda r: len(r.events_of("insert")) >= len(want),
@@ -278,13 +284,15 @@ async def join_no_duplicate(ctx: CheckContext) -> None:
             events = reader.events_of("insert")
             got = doc_ids(events)
     finally:
+        stop.set()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if opened_after >= JOIN_LIVE:
-        ctx.unobserved("the writer had finished before the resumed stream opened: the join "
-                       "was not made while inserts went on")
+    if len(live) < opened_after + JOIN_AFTER:
+        ctx.unobserved(f"the writer stopped after {len(live)} documents, {opened_after} of "
+                       "them before the resumed stream opened: the join was not made while "
+                       "inserts went on")
     twice = sorted(d for d, n in Counter(got).items() if n > 1)
     ids_twice = sorted(i for i, n in Counter(e.last_event_id for e in events).items() if n > 1)
     if twice or ids_twice or got != want:
@@ -295,7 +303,7 @@ async def join_no_duplicate(ctx: CheckContext) -> None:
             "Resuming while inserts went on delivered the documents out of order",
             expected=f"{len(want)} documents, each once, in commit order: {want[:3]}...",
             received=f"{len(got)} events; sent twice {twice[:5]} (event ids {ids_twice[:5]}); "
-                     f"missing {missing[:5]}; {opened_after} of the {JOIN_LIVE} live "
+                     f"missing {missing[:5]}; {opened_after} of the {len(live)} live "
                      "documents were written before the stream opened",
             rules=["SSE-RESUME-010"] if twice or ids_twice or missing else ["SSE-RESUME-001"],
             evidence={"expected": want, "received": got, "last_event_id": seen[0][1],
