@@ -11,7 +11,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from dualstore_conformance.client_suite.verdicts import ClientReport, ScenarioResult, Verdict
+from dualstore_conformance.client_suite.verdicts import (
+    STATUS,
+    ClientReport,
+    ScenarioResult,
+    Verdict,
+)
 
 MARKS = {
     Verdict.PASSED: "PASS", Verdict.FAILED: "FAIL", Verdict.NON_STRICT: "WARN",
@@ -30,17 +35,18 @@ def print_result(result: ScenarioResult, out: TextIO | None = None) -> None:
 
 def print_summary(report: ClientReport, out: TextIO | None = None) -> None:
     out = out or sys.stdout
-    counts = report.summary()
     name = report.client.get("client", report.adapter)
-    verdict = "conforms" if report.exit_code() == 0 else "does NOT conform"
-    parts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items())
-    print(f"{name}: {verdict} ({parts}) in {report.duration_s:.1f}s", file=out, flush=True)
+    parts = ", ".join(f"{value} {key}" for key, value in report.verdicts().items())
+    print(f"{name}: {report.verdict_line()} ({parts}) in {report.duration_s:.1f}s", file=out,
+          flush=True)
 
 
 def result_entry(result: ScenarioResult) -> dict[str, Any]:
     return {
         "id": result.id, "title": result.title, "group": result.group, "level": result.level,
-        "rules": list(result.rules), "status": result.verdict.value,
+        "rules": list(result.rules), "status": STATUS[result.verdict],
+        "verdict": result.verdict.value,
+        "not_judged": result.not_judged.value if result.not_judged else None,
         "duration_s": round(result.duration_s, 3), "message": result.message,
         "evidence": result.evidence, "reproduce": result.reproduce,
     }
@@ -51,7 +57,8 @@ def to_dict(report: ClientReport) -> dict[str, Any]:
     return {
         "target": report.adapter, "client": report.client, "started_at": report.started_at,
         "duration_s": round(report.duration_s, 3), "summary": report.summary(),
-        "conforms": report.exit_code() == 0,
+        "verdict": report.verdict_line(), "conforms": report.conforms(),
+        "exit_code": report.exit_code(), "verdicts": report.verdicts(),
         "checks": [result_entry(result) for result in report.results],
     }
 
@@ -69,12 +76,12 @@ def write_json(report: ClientReport, path: str | Path) -> None:
 
 def to_xml(report: ClientReport) -> ET.Element:
     """JUnit: failed and error as such, not-judged as skipped, SHOULD/MAY notes as output."""
-    counts = report.summary()
+    counts = report.verdicts()
     suites = ET.Element("testsuites", name="dualstore conform-client")
     suite = ET.SubElement(
         suites, "testsuite", name=str(report.client.get("client", report.adapter)),
         tests=str(len(report.results)), failures=str(counts["failed"]),
-        errors=str(counts["errors"]), skipped=str(counts["not_judged"]),
+        errors=str(counts["error"]), skipped=str(counts["not-judged"]),
         time=f"{report.duration_s:.3f}", timestamp=report.started_at,
     )
     for result in report.results:
@@ -123,13 +130,13 @@ def to_html(report: ClientReport) -> str:
             f"<td>{result.level}</td><td>{html.escape(', '.join(result.rules))}</td>"
             f"<td>{result.verdict.value}</td><td>{html.escape(result.message)}"
             f"<details><summary>evidence</summary><pre>{evidence}</pre></details></td></tr>")
-    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.summary().items())
+    counts = ", ".join(f"{v} {k}" for k, v in report.verdicts().items())
     return (
         f"<!doctype html><meta charset=utf-8><title>{name}: SSE client conformance</title>"
         f"<style>{_STYLE}</style><h1>{name}</h1>"
         f"<p>adapter <code>{html.escape(report.adapter)}</code>, version "
         f"{html.escape(str(report.client.get('version', '')))}, started {report.started_at}; "
-        f"{counts}</p><table><tr><th>scenario</th><th>title</th><th>level</th><th>cites</th>"
+        f"{counts}</p><p><b>{html.escape(report.verdict_line())}</b></p><table><tr><th>scenario</th><th>title</th><th>level</th><th>cites</th>"
         f"<th>verdict</th><th>detail</th></tr>{''.join(rows)}</table>\n")
 
 

@@ -17,6 +17,7 @@ from dualstore_conformance.client_suite.scenarios import Scenario
 from dualstore_conformance.client_suite.server import Play, ScriptedServer
 from dualstore_conformance.client_suite.verdicts import (
     ClientReport,
+    NotJudged,
     ScenarioResult,
     Verdict,
     for_level,
@@ -87,6 +88,8 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
     reason = applies(scenario, hello)
     if reason is not None:
         result.message = reason
+        result.not_judged = (NotJudged.NOT_CONFIGURED if hello.get("skip")
+                             else NotJudged.NOT_APPLICABLE)
         return result
     started = time.monotonic()
     collection = scenario.options.get("collection", DEFAULT_COLLECTION)
@@ -118,6 +121,7 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
     skip = next((line for line in run.lines if line.get("kind") == "skip"), None)
     if skip is not None:
         result.message = f"the adapter cannot run here: {skip.get('reason', '')}"
+        result.not_judged = NotJudged.NOT_CONFIGURED
         run.stderr.close()
         return result
     if "hello" not in kinds or (why == "exited" and code not in (0, None)):

@@ -30,10 +30,12 @@ def test_python_client_conforms_with_reports(tmp_path: Path,
     assert "dualstore_client (sync): conforms" in out
     report = json.loads(paths["json"].read_text())
     jsonschema.validate(report, reports.schema())
-    statuses = {c["id"]: c["status"] for c in report["checks"]}
-    assert statuses == {"cr-line-endings": "passed", "dualstore-resume-after-drop": "passed",
-                        "field-without-colon": "not-judged"}
-    assert report["conforms"] is True
+    verdicts = {c["id"]: (c["verdict"], c["not_judged"]) for c in report["checks"]}
+    assert verdicts == {"cr-line-endings": ("passed", None),
+                        "dualstore-resume-after-drop": ("passed", None),
+                        "field-without-colon": ("not-judged", "not-applicable")}
+    assert report["conforms"] is True and report["exit_code"] == 0
+    assert report["verdicts"]["passed"] == 2 and report["summary"]["skipped"] == 1
     suite = ET.parse(paths["xml"]).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "3" and suite.get("skipped") == "1"
     assert "dualstore-resume-after-drop" in paths["html"].read_text()
@@ -45,7 +47,7 @@ def test_must_failure_exits_1(tmp_path: Path) -> None:
     assert main(["conform-client", "--adapter", adapter, "--only", "last-event-id-sent",
                  "--json", str(out)]) == 1
     check = json.loads(out.read_text())["checks"][0]
-    assert check["status"] == "failed" and "Last-Event-ID" in check["message"]
+    assert check["verdict"] == "failed" and "Last-Event-ID" in check["message"]
     assert "--only last-event-id-sent" in check["reproduce"]
 
 
@@ -61,6 +63,15 @@ def test_usage_errors_exit_2(argv: list[str], says: str,
     assert main(["conform-client", *argv]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_nothing_judged_exits_2(tmp_path: Path) -> None:
+    """A generic-client scenario only, run on a DualStore API client: nothing judged."""
+    out = tmp_path / "r.json"
+    assert main(["conform-client", "--adapter", OURS, "--only", "field-without-colon",
+                 "--json", str(out)]) == 2
+    report = json.loads(out.read_text())
+    assert report["verdict"].startswith("NOTHING JUDGED") and report["conforms"] is False
 
 
 def test_list_names_every_selected_scenario(capsys: pytest.CaptureFixture[str]) -> None:
