@@ -44,8 +44,11 @@ def test_requests_answer_503_while_the_database_is_frozen(tmp_path: Path) -> Non
             os.kill(database.pid, signal.SIGSTOP)
             try:
                 keyed = {**headers, "Idempotency-Key": "frozen-1"}
+                started = time.monotonic()
                 _assert_unavailable(client.post("/v1/agent_tasks", json={"text": "k"},
                                                 headers=keyed))  # fmt: skip
+                print(f"POST answered 503 after {time.monotonic() - started:.2f} s "
+                      f"(DATABASE_TIMEOUT_SECONDS=1)")  # fmt: skip
                 _assert_unavailable(client.post("/v1/agent_tasks", json={"text": "plain"}))
                 _assert_unavailable(client.get(f"/v1/agent_tasks/{kept.json()['id']}"))
                 _assert_unavailable(client.get("/v1/agent_tasks/recent"))
