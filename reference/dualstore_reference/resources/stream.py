@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ def _remote_addr(req: falcon.asgi.Request) -> str:
     return req.remote_addr or "unknown"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     """The state of one open stream (shared by its generator and its disconnect watcher)."""
 
@@ -67,7 +67,7 @@ class _Stream:
     predicate: Predicate | None
     query: Document
     resume: tokens.ResumePoint
-    skip: set[int] = field(default_factory=set)
+    skip: Set[int] = frozenset()
     disconnected: bool = False
     progress: float = field(default_factory=time.monotonic)
     closed: bool = False
@@ -94,6 +94,25 @@ class _Stream:
         self.progress = time.monotonic()
         self.direct_sent += 1
         return True
+
+    def watch_stall(self) -> None:
+        """The queue overflowed: cut the stream if its sends make no progress for long."""
+        stalled = self.service.config.stalled_send_seconds
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            if self.closed or not self.subscription.overflowed:
+                return  # ended, or re-joined after a replay: nothing is stuck
+            idle = time.monotonic() - self.progress
+            if idle <= stalled:
+                loop.call_later(stalled - idle + 0.5, check)
+                return
+            log.info("cutting a stalled stream from %s", self.slot.ip)
+            self.close()
+            if self.task is not None:
+                self.task.cancel()
+
+        loop.call_later(stalled + 0.5, check)
 
     def close(self) -> None:
         """Idempotent cleanup: leave the hub, stop watching, give back the slot."""
@@ -181,7 +200,7 @@ class StreamResource:
         service.open_streams += 1
         subscription = hub.subscribe(predicate)
         stream = _Stream(service, hub, subscription, slot, predicate, query, resume)
-        subscription.on_overflow = functools.partial(self._watch_stall, stream)
+        subscription.on_overflow = stream.watch_stall
         send: Send | None = req.scope.get(SEND_SCOPE_KEY)
         if send is not None:
             stream.writer = DirectWriter(send)
@@ -203,7 +222,9 @@ class StreamResource:
                 cursor = documents.find(
                     {sequence.SEQ_FIELD: {"$gt": subscription.start}}, {sequence.SEQ_FIELD: 1}
                 )
-                stream.skip = {int(d[sequence.SEQ_FIELD]) async for d in cursor}
+                skip = {int(d[sequence.SEQ_FIELD]) async for d in cursor}
+                if skip:  # (usually empty: an idle stream keeps the shared empty set)
+                    stream.skip = skip
         except PyMongoError:
             stream.close()
             raise
@@ -233,29 +254,9 @@ class StreamResource:
 
         listen()
 
-    def _watch_stall(self, stream: _Stream) -> None:
-        """The queue overflowed: cut the stream if its sends make no progress for long."""
-        stalled = stream.service.config.stalled_send_seconds
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            if stream.closed or not stream.subscription.overflowed:
-                return  # ended, or re-joined after a replay: nothing is stuck
-            idle = time.monotonic() - stream.progress
-            if idle <= stalled:
-                loop.call_later(stalled - idle + 0.5, check)
-                return
-            log.info("cutting a stalled stream from %s", stream.slot.ip)
-            stream.close()
-            if stream.task is not None:
-                stream.task.cancel()
-
-        loop.call_later(stalled + 0.5, check)
-
     async def _events(self, stream: _Stream, collection: str) -> AsyncIterator[bytes]:
         config = stream.service.config
         heartbeat = config.heartbeat_seconds
-        documents = stream.service.database[collection]
         sent_events = 0
 
         def sent(kind: str, count: int = 1) -> None:
@@ -270,6 +271,7 @@ class StreamResource:
             resume = stream.resume
             position = resume.after_seq if resume.after_seq is not None else 0
             if not resume.live_only:
+                documents = stream.service.database[collection]  # (a live-only stream keeps none)
                 first = True
                 while True:
                     join = stream.subscription.start
@@ -306,9 +308,7 @@ class StreamResource:
                     # The live queue overflowed while history was replayed: join again.
                     stream.hub.unsubscribe(stream.subscription)
                     stream.subscription = stream.hub.subscribe(stream.predicate)
-                    stream.subscription.on_overflow = functools.partial(
-                        self._watch_stall, stream
-                    )
+                    stream.subscription.on_overflow = stream.watch_stall
             else:
                 position = stream.subscription.start
             writer = stream.writer

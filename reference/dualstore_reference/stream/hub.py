@@ -29,13 +29,23 @@ class SubscriptionClosed(Exception):
         self.reason = reason
 
 
-@dataclass(eq=False)
+_NO_ITEMS: collections.deque[tuple[int, Document]] = collections.deque(maxlen=0)
+"""Shared empty queue of every subscription that never had to queue (most, with a sink)."""
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+@dataclass(eq=False, slots=True)
 class Subscription:
     """One subscriber's bounded queue of ``(seq, document)`` items after ``start``.
 
-    A bounded deque plus an ``asyncio.Event`` rather than an ``asyncio.Queue``: closing must
-    wake a consumer blocked on an empty queue, and a full queue must close (not block the
-    publisher), neither of which ``asyncio.Queue`` offers without an extra task per wait.
+    A bounded deque plus one future per wait rather than an ``asyncio.Queue`` or an
+    ``asyncio.Event``: closing must wake a consumer blocked on an empty queue, a full queue
+    must close (not block the publisher), and an idle subscription should cost little
+    memory (the deque is made on the first queued item; no Event and its waiter deque).
     """
 
     start: int
@@ -48,8 +58,8 @@ class Subscription:
     (no task wake-up per item) while the queue is empty and the sink accepts them."""
     on_overflow: Callable[[], None] | None = None
     """Called once when the subscription closes with reason "overflow"."""
-    _items: collections.deque[tuple[int, Document]] = field(default_factory=collections.deque)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _items: collections.deque[tuple[int, Document]] = field(default_factory=lambda: _NO_ITEMS)
+    _waiter: asyncio.Future[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -68,14 +78,22 @@ class Subscription:
             return
         if self.predicate is not None and not self.predicate(document):
             return
+        items = self._items
         sink = self.sink
-        if sink is not None and frame is not None and not self._items and sink(seq, frame):
+        if sink is not None and frame is not None and not items and sink(seq, frame):
             return
-        if len(self._items) >= self.maxsize:
+        if len(items) >= self.maxsize:
             self.close("overflow")
             return
-        self._items.append((seq, document))
-        self._ready.set()
+        if items is _NO_ITEMS:
+            items = self._items = collections.deque()
+        items.append((seq, document))
+        self._notify()
+
+    def _notify(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def close(self, reason: str) -> None:
         """Close the subscription and wake its consumer."""
@@ -84,7 +102,7 @@ class Subscription:
             self.sink = None
             if reason == "overflow" and self.on_overflow is not None:
                 self.on_overflow()
-        self._ready.set()
+        self._notify()
 
     def pending(self) -> int:
         """How many items are queued."""
@@ -110,15 +128,15 @@ class Subscription:
                 return self._items.popleft()
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if deadline <= loop.time():
                 return None
-            self._ready.clear()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(deadline, _wake, waiter)
             try:
-                async with asyncio.timeout(remaining):
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
 
 
 class Hub:
