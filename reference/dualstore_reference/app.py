@@ -366,16 +366,22 @@ def create_app(settings: Settings) -> falcon.asgi.App[Any, Any]:
     return app
 
 
-def asgi_from_env() -> Guard:
-    """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env.
+def configure_logging() -> None:
+    """Logging as the server runs it: LOG_LEVEL, and credentials redacted in every handler.
 
-    The app is wrapped by the guard (requests Falcon must not see become problems) and the
-    log handlers get the credential redaction filter.
+    Other entry points serving the reference app (the mutants) call this, and wrap their
+    app in :class:`~dualstore_reference.guard.Guard` as :func:`asgi_from_env` does.
     """
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
     install_redaction()
+
+
+def asgi_from_env() -> Guard:
+    """gunicorn entry point (``dualstore_reference.app:asgi_from_env()``): settings from env,
+    wrapped by the guard (requests Falcon must not see become problems)."""
+    configure_logging()
     app: Any = create_app(Settings.from_env())  # an ASGI callable (Falcon's types are narrower)
     return Guard(app)
