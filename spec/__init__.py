@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import yaml
-
-SPEC_DIR: Path = Path(__file__).resolve().parent
-"""Folder holding openapi.yaml, sse-contract.yaml, filter.schema.json, rules.yaml."""
+from dualstore_spec.location import SPEC_DIR as SPEC_DIR
+from dualstore_spec.location import SPEC_DIR_ENV as SPEC_DIR_ENV
+from dualstore_spec.location import folder as folder
+from dualstore_spec.location import path as path
 
 OPENAPI_FILE = "openapi.yaml"
 SSE_CONTRACT_FILE = "sse-contract.yaml"
 FILTER_SCHEMA_FILE = "filter.schema.json"
 RULES_FILE = "rules.yaml"
 META_SCHEMA_DIR = "meta-schemas"
-
-
-SPEC_DIR_ENV = "DUALSTORE_SPEC_DIR"
-"""When set, the folder of the spec to read instead (a spec under revision; tests)."""
-
-
-def folder() -> Path:
-    """The spec folder in use: ``$DUALSTORE_SPEC_DIR`` when set, else the installed one."""
-    override = os.environ.get(SPEC_DIR_ENV)
-    return Path(override).resolve() if override else SPEC_DIR
-
-
-def path(name: str = "") -> Path:
-    """Absolute path of a spec file (or of the spec folder with no name)."""
-    base = folder()
-    return base / name if name else base
 
 
 YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from dualstore_spec.location import path
+
 
 class SpecError(Exception):
     """A fact the code needs is missing from the spec files, or has the wrong type."""
@@ -226,8 +228,6 @@ def _cached(folder: str) -> Facts:
 
 def current() -> Facts:
     """The facts of the installed spec (or of ``$DUALSTORE_SPEC_DIR`` when set); cached."""
-    from dualstore_spec import path  # the package's own folder logic
-
     return _cached(str(path()))
 
 

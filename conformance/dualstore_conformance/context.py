@@ -18,9 +18,9 @@ from dualstore_sse import Comment, Event, SSEParser
 from dualstore_conformance import client as http
 from dualstore_conformance import judging
 from dualstore_conformance.model import Failure, Target
+from dualstore_conformance.outcomes import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.pacing import RequestPacer
 from dualstore_conformance.profile import DeploymentProfile, limits_view, spec_defaults
-from dualstore_conformance.registry import CheckFailed, CheckSkipped, CheckUnobserved
 
 CONFORMANCE_KEY = "dualstore_conformance"
 """Metadata key tagging every document the harness writes."""

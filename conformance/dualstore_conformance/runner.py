@@ -23,15 +23,10 @@ import httpx
 from dualstore_conformance.client import redact_text
 from dualstore_conformance.context import CheckContext, StreamBudget, spec_limits, stream_cap
 from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target, Verdict
+from dualstore_conformance.outcomes import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.pacing import PacedTransport, RequestPacer
 from dualstore_conformance.profile import DeploymentProfile, spec_defaults
-from dualstore_conformance.registry import (
-    CheckFailed,
-    CheckSkipped,
-    CheckSpec,
-    CheckUnobserved,
-    load_all,
-)
+from dualstore_conformance.registry import CheckSpec, load_all
 
 PROPERTY_STAGE_ID = "property"
 """Selection id of the Schemathesis layer (its results have ids starting with it)."""

@@ -3,34 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .asgi import ASGIApp
+from .registry import FAULTS as FAULTS
+from .registry import FaultFactory as FaultFactory
+from .registry import fault as fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings
-
-FaultFactory = Callable[[ASGIApp, "Settings"], ASGIApp]
-FAULTS: dict[str, FaultFactory] = {}
-"""Fault name -> factory wrapping the app (filled by the rest, security and sse modules)."""
-
-F = TypeVar("F", bound=FaultFactory)
-
-
-def fault(name: str) -> Callable[[F], F]:
-    """Register a fault factory under name."""
-
-    def register(factory: F) -> F:
-        if name in FAULTS:
-            raise ValueError(f"duplicate fault {name}")
-        FAULTS[name] = factory
-        return factory
-
-    return register
 
 
 def load_catalogue() -> dict[str, dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from dualstore_reference.store import cursors
 
-from . import fault
 from .asgi import ASGIApp
+from .registry import fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings

@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import fault
 from .asgi import ASGIApp, Scope, query, rewrite_request, with_query
+from .registry import fault
 from .rest import _valid_filter
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import fault
 from .asgi import ASGIApp, Headers, Response, Scope, get_header, rewrite_response, set_header
+from .registry import fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from dualstore_spec import facts
 
-from . import fault
 from .asgi import ASGIApp, Scope, query, rewrite_request, with_query
+from .registry import fault
 from .rest import SEARCH_PATH
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from . import fault
 from .asgi import (
     ASGIApp,
     Headers,
@@ -29,6 +28,7 @@ from .asgi import (
     with_query,
     with_request_header,
 )
+from .registry import fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import fault
 from .asgi import (
     ASGIApp,
     Headers,
@@ -24,6 +23,7 @@ from .asgi import (
     with_query,
     with_request_header,
 )
+from .registry import fault
 
 if TYPE_CHECKING:
     from dualstore_reference.settings import Settings

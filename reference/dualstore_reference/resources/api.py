@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -15,9 +15,7 @@ from ..problems import Problem
 from ..store import idempotency
 from ..store.documents import CollectionStore, CursorError, to_api
 from .body import read_json, validate_new_doc
-
-if TYPE_CHECKING:
-    from ..app import AppState
+from .state import ApiState
 
 log = logging.getLogger("dualstore.api")
 RECENT_LIMIT = (1, 200, 50)
@@ -40,7 +38,7 @@ def _version() -> str:
 VERSION = _version()
 
 
-def collection_of(state: AppState, name: str) -> CollectionStore:
+def collection_of(state: ApiState, name: str) -> CollectionStore:
     """The store of an API collection; 404 unknown-collection otherwise."""
     if name not in state.settings.collections:
         raise Problem("unknown-collection", f"There is no collection named {name!r}.")
@@ -85,7 +83,7 @@ def filter_query(req: falcon.asgi.Request) -> dict[str, Any] | None:
 class HealthResource:
     """GET /v1/health: database reachability, heartbeat interval, collections."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -106,7 +104,7 @@ class HealthResource:
 class CollectionsResource:
     """GET /v1/collections."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -116,7 +114,7 @@ class CollectionsResource:
 class CollectionResource:
     """POST /v1/{collection}: store a document."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_post(
@@ -147,7 +145,7 @@ class CollectionResource:
 class DocumentResource:
     """GET /v1/{collection}/{id}."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(
@@ -163,7 +161,7 @@ class DocumentResource:
 class RecentResource:
     """GET /v1/{collection}/recent: newest first, keyset cursor."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(
@@ -186,7 +184,7 @@ class RecentResource:
 class SearchResource:
     """GET /v1/{collection}/search: vector search, best first, optional filter."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(
@@ -222,7 +220,7 @@ class SearchResource:
 class MetricsResource:
     """GET /metrics: Prometheus text exposition."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: ApiState) -> None:
         self.state = state
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
