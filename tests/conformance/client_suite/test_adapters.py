@@ -79,3 +79,32 @@ def test_chromium_backoff_is_informational_not_failed() -> None:
     pytest.importorskip("playwright.sync_api")
     got = _run(f"{PY} -m {OURS}.chromium", ["backoff-on-failures"])
     assert got["backoff-on-failures"][0] in (Verdict.INFORMATIONAL, Verdict.PASSED)
+
+
+def test_adapter_exits_when_the_harness_is_gone() -> None:
+    """An adapter whose parent died (a killed harness) exits by itself within seconds."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    shell = subprocess.Popen(
+        ["sh", "-c", f"SSE_CONFORM_BASE_URL=http://127.0.0.1:9/x {PY} -m {OURS}.dualstore_python "
+                     "http://127.0.0.1:9/x/v1/c/stream "
+                     ">/dev/null 2>&1 & echo $!; wait"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert shell.stdout is not None
+    child = int(shell.stdout.readline())
+    time.sleep(1.5)  # the adapter is up, retrying an unreachable port
+    os.kill(child, 0)  # alive
+    os.kill(shell.pid, signal.SIGKILL)
+    shell.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the orphaned adapter kept running")

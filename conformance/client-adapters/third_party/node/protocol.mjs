@@ -36,7 +36,10 @@ export function event(type, data, lastEventId) {
   if (LISTEN.includes(kind)) emit("event", { type: kind, data, last_event_id: lastEventId ?? null });
 }
 
-/** Keep the process alive until the harness ends it. */
+/** Keep the process alive until the harness ends it (or is gone: never linger orphaned). */
 export function keepAlive() {
-  setInterval(() => {}, 1 << 30);
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(0);
+  }, 1000);
 }

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from importlib import metadata
 from typing import Any
 
@@ -19,8 +21,22 @@ def emit(kind: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
+def _watch_parent() -> None:
+    """Exit when the harness that started us is gone (never linger as an orphan)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def hello(distribution: str, features: list[str]) -> None:
     """The first line: the library, its installed version, profile and features."""
+    _watch_parent()
     try:
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,5 +64,20 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def hello(client: str, version: str, profile: str, features: list[str]) -> None:
-    """The first line of every run."""
+    """The first line of every run; also starts the orphan watchdog."""
+    watch_parent()
     emit("hello", client=client, version=version, profile=profile, features=features)
+
+
+def watch_parent(interval: float = 1.0) -> None:
+    """Exit when the harness that started us is gone (it normally kills us; a killed harness
+    must not leave adapters, and the browsers they run, behind)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watchdog").start()
