@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +84,22 @@ def _runnable(command: str) -> str:
     return command
 
 
+def _machine() -> dict[str, str]:
+    """What the run ran on (written beside the reports, shown under the table)."""
+    try:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        node = "not installed"
+    return {"python": platform.python_version(), "node": node or "unknown",
+            "system": f"{platform.system()} {platform.machine()}",
+            "cpus": str(os.cpu_count() or "?")}
+
+
 def run_clients(out: Path, only: list[str]) -> None:
     """Run each client over every scenario; write its JSON and HTML report into ``out``."""
     scenarios = load_all()
+    meta = {**_machine(), "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     for client in CLIENTS:
         if only and client.slug not in only:
             continue
@@ -98,6 +115,9 @@ def run_clients(out: Path, only: list[str]) -> None:
         reports.print_summary(report)
         reports.write_json(report, out / f"{client.slug}.json")
         reports.write_html(report, out / f"{client.slug}.html")
+    if not only:
+        meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _known_issues(root: Path) -> dict[str, dict[str, str]]:
@@ -106,6 +126,16 @@ def _known_issues(root: Path) -> dict[str, dict[str, str]]:
         return {}
     value: dict[str, dict[str, str]] = yaml.safe_load(path.read_text("utf-8")) or {}
     return value
+
+
+def _run_line(out: Path) -> list[str]:
+    path = out / "run.json"
+    if not path.exists():
+        return []
+    meta = json.loads(path.read_text("utf-8"))
+    return [f"Run from {meta['started_at']} to {meta.get('finished_at', '?')} on {meta['system']} "
+            f"({meta['cpus']} CPUs) with Python {meta['python']} and Node.js {meta['node']}; "
+            "one scenario at a time, one client after another.", ""]
 
 
 def render(out: Path, root: Path, command: str) -> str:
@@ -137,6 +167,7 @@ def render(out: Path, root: Path, command: str) -> str:
         command,
         "```",
         "",
+        *_run_line(out),
         "| client | version | adapter | passed | failed | non-strict | info | not judged "
         "| errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -182,6 +213,29 @@ def render(out: Path, root: Path, command: str) -> str:
             message = check["message"].replace("|", "\\|").replace("\n", " ")
             lines.append(f"- `{check['id']}` ({check['verdict']}): {message}.{issue}")
         lines.append("")
+    lines += [
+        "## Reading the table", "",
+        "- Our two clients are DualStore API clients: they hand their caller only `insert` and",
+        "  `heartbeat` events, so the generic framing scenarios about raw `message` events,",
+        "  last-event-id values and giving up (204, error statuses) do not apply to them; the",
+        "  `dualstore-*` scenarios apply to them only.",
+        "- A library without its own reconnection (httpx-sse, sseclient-py) is not judged on",
+        "  scenarios that need one; its adapter declares that.",
+        "- Several libraries expose the `id` field of each event rather than the EventSource",
+        "  last event id (which persists across events); the id scenarios judge the latter.",
+        "- Timing scenarios state their tolerance (e.g. `retry-is-a-lower-bound`: at least",
+        "  3,500 ms after `retry: 3500`, 30 ms slack); a run on a busy machine can make a",
+        "  SHOULD timing scenario non-strict.",
+        "",
+        "## Adding a client", "",
+        "Write an adapter: a command that takes the stream URL as its last argument, opens it",
+        "with the client, and prints JSON lines (`hello` first, then `open`, `event`, `error`,",
+        "`closed`; `skip` with a reason when it cannot run). See",
+        "`conformance/dualstore_conformance/client_suite/adapters/protocol.py` and the",
+        "adapters in `conformance/client-adapters/third_party/`. Then run",
+        "`dualstore conform-client --adapter \"CMD\" --html report.html`.",
+        "",
+    ]
     lines += ["## Our own clients and Chromium", ""]
     for client, report in loaded:
         if not (client.ours or client.slug == "chromium-eventsource"):
