@@ -71,13 +71,16 @@ class CollectionTailer:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._gap_seen_at: float | None = None
-        self._last_adopt = 0.0
+        self._adopt_soon = asyncio.Event()
         self._stopping = False
 
     async def start(self) -> None:
         """Start the tailing task (and the change-stream watcher when enabled)."""
         self._stopping = False
         self._tasks.append(asyncio.create_task(self._run(), name=f"tailer:{self.hub.collection}"))
+        self._tasks.append(
+            asyncio.create_task(self._adopt(), name=f"tailer-adopt:{self.hub.collection}")
+        )
         if self.use_change_stream:
             self._tasks.append(
                 asyncio.create_task(self._watch(), name=f"tailer-watch:{self.hub.collection}")
@@ -111,7 +114,7 @@ class CollectionTailer:
                     async for change in stream:
                         full = change.get("fullDocument") or {}
                         if sequence.SEQ_FIELD not in full:
-                            self._last_adopt = 0.0  # an older producer: adopt it soon
+                            self._adopt_soon.set()  # an older producer: adopt it now
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
@@ -130,18 +133,31 @@ class CollectionTailer:
             else:
                 self.change_stream_active = False
 
+    async def _adopt(self) -> None:
+        """Sequence documents of older producers every ``adopt_interval`` (at once on a
+        change-stream hint), in a task of its own: the sweep's round trips never delay a
+        read that a wake-up asked for."""
+        while not self._stopping:
+            self._adopt_soon.clear()
+            try:
+                if await sequence.adopt_unsequenced(self.documents, self.counters):
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as error:
+                log.warning("tailer %s: adoption failed: %s", self.hub.collection, _short(error))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.adopt_interval):
+                    await self._adopt_soon.wait()
+
     async def _run(self) -> None:
         backoff = 0.2
-        loop = asyncio.get_running_loop()
         while not self._stopping:
             # Clear the wake-up BEFORE the read: a change-stream wake-up that arrives while
             # the read is in flight then makes the wait below return at once, instead of
             # being erased and leaving its document to the next safety poll.
             self._wake.clear()
             try:
-                if loop.time() - self._last_adopt >= self.adopt_interval:
-                    self._last_adopt = loop.time()
-                    await sequence.adopt_unsequenced(self.documents, self.counters)
                 more = await self.step()
                 backoff = 0.2
             except asyncio.CancelledError:
