@@ -23,9 +23,12 @@ from dualstore_reference.launcher import RunningReference
 
 pytestmark = pytest.mark.slow  # downloads the polyfill from the npm registry
 
+ROOT = Path(__file__).resolve().parents[2]
+"""The checkout: the README's npm commands run here (``./clients/js`` is relative to it)."""
+
 JS_DIR = Path(__file__).resolve().parents[2] / "clients" / "js"
 README = JS_DIR / "README.md"
-MODULE = JS_DIR / "dualstore-sse-client.js"
+PACKAGE = json.loads((JS_DIR / "package.json").read_text(encoding="utf-8"))
 TOKEN = "test-token"  # start_reference's default (tests/conftest.py)
 COLLECTION = "session_messages"  # the collection the recipe streams
 WAIT = 20.0  # seconds for any one expected line
@@ -65,12 +68,13 @@ def recipe() -> tuple[list[list[str]], str]:
 
 
 def npm(npm_path: str, words: list[str], folder: Path) -> None:
-    """Run one of the README's npm commands in ``folder`` (no audit or funding chatter)."""
+    """Run one of the README's npm commands from the checkout, installing into ``folder``
+    (no audit or funding chatter)."""
     quiet = ["--no-audit", "--no-fund"] if words[1] == "install" else []
     command = [npm_path, words[1], *quiet, "--prefix", str(folder), *words[2:]]
     try:
         done = subprocess.run(
-            command, cwd=folder, capture_output=True, text=True, timeout=300, check=False
+            command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
         )
     except subprocess.TimeoutExpired:
         pytest.skip(f"{shlex.join(words)}: the npm registry did not answer within 300 s")
@@ -92,8 +96,9 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         npm(npm_path, words, folder)
     installed = json.loads((folder / "node_modules" / "eventsource" / "package.json").read_text())
     print(f"eventsource {installed['version']} under node {node_version(node)}")
+    ours = folder / "node_modules" / PACKAGE["name"]
+    assert ours.resolve() == JS_DIR.resolve(), f"npm installed {ours}, not clients/js"
     (folder / "app.mjs").write_text(source, encoding="utf-8")
-    shutil.copy(MODULE, folder / MODULE.name)
     return folder
 
 
