@@ -132,3 +132,13 @@ def test_a_duplicate_at_the_resume_join_fails_the_join_check() -> None:
     assert duplicated.status is Status.FAILED, duplicated.message
     assert "SSE-RESUME-010" in duplicated.rules and "sent twice" in duplicated.message
     assert clean.status is Status.PASSED, clean.message
+
+
+@pytest.mark.parametrize(("server_cap", "status"), [(100, Status.ERROR), (3, Status.PASSED)])
+def test_slot_release_is_judged_only_at_the_cap(server_cap: int, status: Status) -> None:
+    limits = {**spec_limits(), "stream_cap_per_ip": 3}
+    with serve(Script(stream_cap=server_cap)) as url:
+        result = run_check("sse-cap-slot-released", url, limits=limits)
+    assert result.status is status, result.message
+    if status is Status.ERROR:
+        assert "could not reach the cap" in result.message
