@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from dualstore_cli.usage import UsageError
+from dualstore_spec import facts
 
 from dualstore_loadtests import charts, gates
 from dualstore_loadtests.memory import RssSampler
@@ -31,7 +32,7 @@ HELP = "Load-test an implementation: SSE subscribers and writers under Locust, w
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_COLLECTION = "session_messages"
-DEFAULT_HEARTBEAT = 15.0
+DEFAULT_HEARTBEAT = facts.current().heartbeat.default_seconds
 """The contract's default heartbeat interval, used when the server does not report one."""
 
 
@@ -46,7 +47,7 @@ class Profile:
     """Heartbeat interval given to the reference server this command starts."""
 
 
-DEFAULT_PROFILE = Profile(users=100, duration=300.0, writers_rate=10.0, heartbeat=15.0)
+DEFAULT_PROFILE = Profile(users=100, duration=300.0, writers_rate=10.0, heartbeat=DEFAULT_HEARTBEAT)
 SMOKE_PROFILE = Profile(users=10, duration=25.0, writers_rate=10.0, heartbeat=1.0)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from dualstore_spec import facts
 
 from dualstore_loadtests import records as rec
 
@@ -26,9 +27,13 @@ LOSS_GRACE_SECONDS = 2.0
 """A document committed less than this before a subscriber ended is not held against it."""
 
 
+def _heartbeat() -> facts.Heartbeat:
+    return facts.current().heartbeat
+
+
 def heartbeat_tolerance(interval: float) -> float:
-    """The contract's tolerance on a heartbeat interval H: max(0.5 s, 20 % of H)."""
-    return max(0.5, 0.2 * interval)
+    """The contract's tolerance on a heartbeat interval H (max(absolute, relative x H))."""
+    return _heartbeat().tolerance(interval)
 
 
 def percentiles(
@@ -279,7 +284,8 @@ def evaluate_gates(result: DeliveryResult, *, server_errors: int, max_gap: float
              max_gap is not None and max_gap <= gap_limit,
              None if max_gap is None else round(max_gap, 3), round(gap_limit, 3),
              f"longest silence on any stream; H = {heartbeat:g} s, "
-             f"tolerance max(0.5 s, 20 % of H)"),
+             f"tolerance max({_heartbeat().tolerance_absolute_seconds:g} s, "
+             f"{_heartbeat().tolerance_relative:.0%} of H)"),
         Gate("p99 delivery latency under budget", p99 is not None and p99 <= latency_budget,
              None if p99 is None else round(p99, 4), latency_budget,
              "seconds from POST response to event receipt"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from dualstore_spec import facts
 from pymongo.errors import (
     ConnectionFailure,
     ExecutionTimeout,
@@ -19,27 +20,12 @@ from pymongo.errors import (
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-TYPE_PREFIX = "urn:dualstore:problem:"
+TYPE_PREFIX = facts.current().problem_prefix
 
 SLUGS: dict[str, tuple[int, str]] = {
-    "invalid-request": (400, "Invalid request"),
-    "invalid-filter": (400, "Invalid filter"),
-    "invalid-cursor": (400, "Invalid cursor"),
-    "invalid-resume-token": (400, "Invalid resume token"),
-    "invalid-json": (400, "Invalid JSON"),
-    "unauthorized": (401, "Unauthorized"),
-    "not-found": (404, "Not found"),
-    "unknown-collection": (404, "Unknown collection"),
-    "method-not-allowed": (405, "Method not allowed"),
-    "payload-too-large": (413, "Payload too large"),
-    "unsupported-media-type": (415, "Unsupported media type"),
-    "validation-failed": (422, "Validation failed"),
-    "idempotency-key-reuse": (422, "Idempotency key reuse"),
-    "rate-limited": (429, "Rate limited"),
-    "too-many-streams": (429, "Too many streams"),
-    "unavailable": (503, "Service unavailable"),
+    slug: (entry.status, entry.title) for slug, entry in facts.current().problem_types.items()
 }
-"""Problem slug -> (status, title); the types docs/architecture.md lists."""
+"""Problem slug -> (status, title): the spec's x-dualstore-problem-types."""
 
 _DEFAULT_SLUG_FOR_STATUS = {
     400: "invalid-request",

@@ -7,18 +7,26 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from dualstore_spec import facts
 
 COLLECTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_COLLECTIONS = ("session_messages", "agent_tasks", "opencode_events")
 RESERVED_NAMES = frozenset({"health", "collections", "ui"})
 """Path segments under /v1 that are not collections (the spec's CollectionName excludes them)."""
 VECTOR_METRICS = ("cosine", "ip", "l2")
-MAX_BODY_BYTES = 65536
-"""The spec's body cap (x-dualstore-limits.max_body_bytes)."""
+
+
+T = TypeVar("T")
+
+
+def spec_default(read: Callable[[facts.Facts], T]) -> T:
+    """A field whose default is a spec fact (``dualstore_spec.facts``), read when built."""
+    return field(default_factory=lambda: read(facts.current()))
 
 
 class SettingsError(ValueError):
@@ -37,14 +45,14 @@ class Settings:
     collections: tuple[str, ...] = DEFAULT_COLLECTIONS
     mongodb_uri: str | None = None
     data_dir: Path = field(default_factory=lambda: Path("dualstore-data"))
-    sse_heartbeat_seconds: float = 15.0
-    sse_retry_ms: int = 3000
-    stream_cap_per_ip: int = 10
-    rate_limit_per_second: float = 50.0
-    rate_limit_burst: int = 100
+    sse_heartbeat_seconds: float = spec_default(lambda spec: spec.heartbeat.default_seconds)
+    sse_retry_ms: int = spec_default(lambda spec: spec.retry_ms_default)
+    stream_cap_per_ip: int = spec_default(lambda spec: spec.stream_cap_per_ip)
+    rate_limit_per_second: float = spec_default(lambda spec: spec.rate_limit.requests_per_second)
+    rate_limit_burst: int = spec_default(lambda spec: spec.rate_limit.burst)
     trusted_proxies: tuple[str, ...] = ()
     gap_timeout_seconds: float = 5.0
-    subscriber_queue_size: int = 1000
+    subscriber_queue_size: int = spec_default(lambda spec: spec.subscriber_queue_default)
     embedder: str = "hashing"
     embedding_dim: int = 256
     vector_metric: str = "cosine"
@@ -52,7 +60,7 @@ class Settings:
     ui_enabled: bool = False
     debug_headers: bool = False
     """Test-only: add ``X-Dualstore-Worker: <pid>`` to responses (DUALSTORE_DEBUG_HEADERS=1)."""
-    max_body_bytes: int = MAX_BODY_BYTES
+    max_body_bytes: int = spec_default(lambda spec: spec.max_body_bytes)
     head_timeout_seconds: float = 10.0
     """A connection must deliver a complete request head this soon after it opens (or
     after its first byte following an idle keep-alive), then its body within the same

@@ -10,6 +10,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from dualstore_spec import facts
 
 from ..problems import Problem
 from ..store import idempotency
@@ -18,9 +19,11 @@ from .body import read_json, validate_new_doc
 from .state import ApiState
 
 log = logging.getLogger("dualstore.api")
-RECENT_LIMIT = (1, 200, 50)
-SEARCH_K = (1, 50, 8)
-MAX_QUERY_LENGTH = 1024
+_SPEC = facts.current()
+RECENT_LIMIT = (_SPEC.recent_limit.min, _SPEC.recent_limit.max, _SPEC.recent_limit.default)
+SEARCH_K = (_SPEC.search_k.min, _SPEC.search_k.max, _SPEC.search_k.default)
+MAX_QUERY_LENGTH = _SPEC.search_q_max_length
+"""(min, max, default) of ``limit`` and ``k``, and the longest ``q``: the spec's numbers."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 INTEGER = re.compile(r"[1-9][0-9]{0,8}")
 """The spec's integer syntax (x-dualstore-http.integers), at most 9 digits (any range here)."""

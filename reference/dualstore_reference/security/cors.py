@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""CORS: Falcon's CORSMiddleware with the CORS_ORIGIN allow-list and a fixed header list."""
+"""CORS: Falcon's CORSMiddleware with the CORS_ORIGIN allow-list and the spec's header lists."""
 
 from __future__ import annotations
 
 import falcon
 import falcon.asgi
+from dualstore_spec import facts
 
-ALLOW_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key")
+ALLOW_HEADERS = facts.current().cors_allow_headers
 """Request headers a preflight allows (the spec's x-dualstore-cors.allow-headers)."""
-EXPOSE_HEADERS = ("Location", "Retry-After", "RateLimit", "RateLimit-Policy")
+EXPOSE_HEADERS = facts.current().cors_expose_headers
 """Response headers scripts may read (x-dualstore-cors.expose-headers)."""
 
 

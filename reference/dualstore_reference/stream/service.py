@@ -15,6 +15,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dualstore_reference.security.stream_slots import SLOTS_COLLECTION, StreamSlots
+from dualstore_reference.settings import spec_default
 from dualstore_reference.store import sequence
 from dualstore_reference.stream.hub import Hub
 from dualstore_reference.stream.tailer import CollectionTailer
@@ -28,11 +29,11 @@ log = logging.getLogger(__name__)
 class StreamConfig:
     """Stream settings (names as in the settings table)."""
 
-    heartbeat_seconds: float = 15.0
-    retry_ms: int = 3000
-    cap_per_ip: int = 10
+    heartbeat_seconds: float = spec_default(lambda spec: spec.heartbeat.default_seconds)
+    retry_ms: int = spec_default(lambda spec: spec.retry_ms_default)
+    cap_per_ip: int = spec_default(lambda spec: spec.stream_cap_per_ip)
     gap_timeout_seconds: float = 5.0
-    subscriber_queue_size: int = 1000
+    subscriber_queue_size: int = spec_default(lambda spec: spec.subscriber_queue_default)
     poll_interval: float = 0.2
     safety_interval: float = 2.0
     adopt_interval: float = 5.0
