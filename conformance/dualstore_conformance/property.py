@@ -319,7 +319,7 @@ def ignore_rate_limited_failures(schema: Any) -> None:
         return RATE_LIMITED_MARK not in str(getattr(failure, "message", ""))
 
 
-def excuse_oversize_refusals(schema: Any) -> None:
+def excuse_oversize_refusals(schema: Any, excused: dict[str, int]) -> None:
     """Drop failures about a refusal of a request over HTTP-020's minimums.
 
     A request line over ``x-dualstore-limits.request_size.min_request_line_octets`` or a
@@ -329,6 +329,7 @@ def excuse_oversize_refusals(schema: Any) -> None:
     data (a filter far over its maxLength) can be that big. The excuse holds only when the
     request really was bigger (measured from what was sent); any other answer to it, and a
     refusal of a request within the minimums, is judged as usual (a 5xx always is).
+    ``excused["refused"]`` counts the failures dropped.
     """
 
     @schema.hook("filter_failure")  # type: ignore[untyped-decorator]
@@ -338,8 +339,25 @@ def excuse_oversize_refusals(schema: Any) -> None:
         if request is None or not isinstance(status, int):
             return True
         headers = [(str(k), str(v)) for k, v in (request.headers or {}).items()]
-        return not oversize.excused_refusal(
-            status, str(request.method or "GET"), str(request.url or ""), headers)
+        if oversize.excused_refusal(
+                status, str(request.method or "GET"), str(request.url or ""), headers):
+            excused["refused"] += 1
+            return False
+        return True
+
+
+def closed_on_oversize(error: BaseException) -> bool:
+    """True when error is the connection closed on a request over HTTP-020's minimums (the
+    ``oversize-request`` alternative "the connection closed"), not a timeout."""
+    import requests
+
+    request = getattr(error, "request", None)
+    if (not isinstance(error, requests.ConnectionError) or isinstance(error, requests.Timeout)
+            or request is None):
+        return False
+    headers = [(str(k), str(v)) for k, v in (request.headers or {}).items()]
+    size = oversize.measure(str(request.method or "GET"), str(request.url or ""), headers)
+    return oversize.over_the_minimums(size)
 
 
 def run(
@@ -379,7 +397,8 @@ def run(
         schema = schema.exclude(name=excluded)
     tag_documents(schema, {"run": run_id or uuid.uuid4().hex[:12], "check": "property"})
     ignore_rate_limited_failures(schema)
-    excuse_oversize_refusals(schema)
+    excused = {"refused": 0, "closed": 0}
+    excuse_oversize_refusals(schema, excused)
     used_seed = config.seed
     tallies: dict[str, _Tally] = {}
     errors: list[dict[str, Any]] = []
@@ -405,6 +424,8 @@ def run(
             waits.append(round(event.delay, 3))
             if on_progress is not None:
                 on_progress(f"property: rate limited, waiting {event.delay:.0f} s")
+        elif isinstance(event, events.NonFatalError) and closed_on_oversize(event.value):
+            excused["closed"] += 1
         elif isinstance(event, events.NonFatalError):
             errors.append(
                 {
@@ -433,6 +454,7 @@ def run(
         "requests": requests,
         "statuses": statuses,
         "long_rate_limit_waits_s": waits,
+        "excused_oversize_failures": excused,
     }
     results = [_result(name, tally, duration, common) for name, tally in sorted(tallies.items())]
     if errors:

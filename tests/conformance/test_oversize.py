@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -135,3 +136,57 @@ def test_property_layer_excuses_a_refusal_over_the_minimums_and_judges_one_withi
     assert refused
     assert "property-status_code_conformance" in judged
     assert "property-dualstore_problem_json" in judged
+
+
+class ClosingServer:
+    """A raw HTTP/1.1 server: 404 unknown-collection problems, and the connection closed
+    without an answer on a request line longer than ``limit`` octets."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.closed = 0
+        self.port = 0
+        self._ready = threading.Event()
+        threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True).start()
+        self._ready.wait(10)
+
+    async def _main(self) -> None:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await asyncio.sleep(600)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                for field in lines[1:]:
+                    if field.lower().startswith(b"content-length:"):
+                        await reader.readexactly(int(field.split(b":")[1]))
+                if len(lines[0]) > self.limit:
+                    self.closed += 1
+                    writer.close()
+                    return
+                body = json.dumps({"type": "urn:dualstore:problem:unknown-collection",
+                                   "title": "Unknown collection", "status": 404}).encode()
+                writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/problem+json"
+                             b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+
+
+def test_a_connection_closed_on_an_oversize_request_is_excused_not_within() -> None:
+    over = ClosingServer(MINIMUM.min_request_line_octets)
+    results = prop.run(Target(url=f"http://127.0.0.1:{over.port}", collection="things"),
+                       seed=SEED, max_examples=3)
+    assert over.closed, "no request over the minimum was sent: nothing was excused"
+    assert "property-engine" not in {r.id for r in results}
+    assert results[0].evidence["excused_oversize_failures"]["closed"] >= 1
+    within = ClosingServer(MINIMUM.min_request_line_octets // 2)
+    results = prop.run(Target(url=f"http://127.0.0.1:{within.port}", collection="things"),
+                       seed=SEED, max_examples=3)
+    assert within.closed
+    engine = {r.id: r for r in results}["property-engine"]
+    assert "Network Error" in engine.message
