@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from dualstore_cli.usage import UsageError
 
 from dualstore_conformance import runner
+from dualstore_conformance.environment import TargetUnreachable
 from dualstore_conformance.model import Level, Target
 from dualstore_conformance.profile import (
     DeploymentProfile,
@@ -27,7 +28,8 @@ from dualstore_conformance.profile import (
 from dualstore_conformance.reports import html as html_report
 from dualstore_conformance.reports import json_report, junit
 from dualstore_conformance.reports.console import Console
-from dualstore_conformance.runner import RunConfig, SelectionError, TargetUnreachable, split_ids
+from dualstore_conformance.run_model import RunConfig
+from dualstore_conformance.selection import SelectionError, split_ids
 
 HELP = "Judge an implementation against the spec (starts the reference when --url is absent)."
 

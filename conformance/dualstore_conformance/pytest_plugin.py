@@ -19,7 +19,7 @@ A listed check that fails is reported as xfailed; a listed check that passes FAI
 are a usage error.
 
 Fixtures (only meaningful with --dualstore-url): ``dualstore_target`` (the
-``model.Target``), ``dualstore_report`` (the ``runner.RunReport`` of the run, running it
+``model.Target``), ``dualstore_report`` (the ``run_model.RunReport`` of the run, running it
 when needed), ``dualstore_result(check_id)`` (one ``CheckResult``).
 """
 
@@ -180,19 +180,19 @@ class DualstoreSuite(pytest.Collector):
 
     def collect(self) -> list[pytest.Item]:
         """Items for the checks chosen by --dualstore-only/-skip/-level."""
-        from dualstore_conformance import runner
+        from dualstore_conformance import selection
         from dualstore_conformance.registry import load_all
 
         config = self.config
         specs = load_all()
         try:
-            chosen = runner.select(
+            chosen = selection.select(
                 specs,
-                runner.split_ids(config.getoption("--dualstore-only")),
-                runner.split_ids(config.getoption("--dualstore-skip")),
+                selection.split_ids(config.getoption("--dualstore-only")),
+                selection.split_ids(config.getoption("--dualstore-skip")),
                 Level(str(config.getoption("--dualstore-level")).upper()),
             )
-        except runner.SelectionError as error:
+        except selection.SelectionError as error:
             raise pytest.UsageError(f"dualstore: {error}") from None
         items: list[pytest.Item] = [
             DualstoreItem.from_parent(
@@ -202,7 +202,7 @@ class DualstoreSuite(pytest.Collector):
         ]
         if config.getoption("--dualstore-property"):
             items.append(DualstoreItem.from_parent(
-                self, name=runner.PROPERTY_STAGE_ID, check_id=runner.PROPERTY_STAGE_ID,
+                self, name=selection.PROPERTY_STAGE_ID, check_id=selection.PROPERTY_STAGE_ID,
                 title="Property layer (Schemathesis)", rules=[],
             ))
         return items
@@ -231,7 +231,7 @@ def pytest_collection_modifyitems(
 
 def _run_suite(session: pytest.Session) -> dict[str, CheckResult]:
     """Run every still-selected check once (concurrently) and cache the results."""
-    from dualstore_conformance import runner
+    from dualstore_conformance import environment, run_model, runner, selection
 
     state = session.config.stash[_STATE]
     if state["results"] is not None:
@@ -239,13 +239,13 @@ def _run_suite(session: pytest.Session) -> dict[str, CheckResult]:
         return results
     config = session.config
     ids = [item.check_id for item in session.items if isinstance(item, DualstoreItem)]
-    check_ids = [i for i in ids if i != runner.PROPERTY_STAGE_ID]
-    run_config = runner.RunConfig(
+    check_ids = [i for i in ids if i != selection.PROPERTY_STAGE_ID]
+    run_config = run_model.RunConfig(
         target=_target(config),
-        only=check_ids or [runner.PROPERTY_STAGE_ID],
+        only=check_ids or [selection.PROPERTY_STAGE_ID],
         level=Level.MAY,
         workers=int(config.getoption("--dualstore-workers")),
-        property_layer=runner.PROPERTY_STAGE_ID in ids,
+        property_layer=selection.PROPERTY_STAGE_ID in ids,
         heartbeat_from_health=config.getoption("--dualstore-heartbeat-seconds") is None,
     )
     if run_config.target.profile is not None and \
@@ -253,13 +253,14 @@ def _run_suite(session: pytest.Session) -> dict[str, CheckResult]:
         run_config.heartbeat_from_health = False
     try:
         report = runner.run(run_config)
-    except (runner.TargetUnreachable, runner.SelectionError) as error:
+    except (environment.TargetUnreachable, selection.SelectionError) as error:
         raise pytest.UsageError(f"dualstore: {error}") from None
     state["report"] = report
     collected: dict[str, CheckResult] = {r.id: r for r in report.results}
-    property_results = [r for r in report.results if r.id.startswith(runner.PROPERTY_STAGE_ID)]
-    if runner.PROPERTY_STAGE_ID in ids:
-        collected[runner.PROPERTY_STAGE_ID] = _property_summary(property_results)
+    property_results = [r for r in report.results
+                        if r.id.startswith(selection.PROPERTY_STAGE_ID)]
+    if selection.PROPERTY_STAGE_ID in ids:
+        collected[selection.PROPERTY_STAGE_ID] = _property_summary(property_results)
     state["results"] = collected
     return collected
 

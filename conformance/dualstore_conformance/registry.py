@@ -12,6 +12,9 @@ from dualstore_conformance.model import Level
 if TYPE_CHECKING:
     from dualstore_conformance.context import CheckContext
 
+HEARTBEAT_WAIT = "heartbeat-wait"
+"""Check tag: the check waits for heartbeats; its timeout grows by 3 intervals."""
+
 CheckFunction = Callable[["CheckContext"], Awaitable[None]]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dualstore_conformance import runner
 from dualstore_conformance.model import CheckResult, Status, Target
-from dualstore_conformance.runner import RunConfig
+from dualstore_conformance.run_model import RunConfig
 
 CHECKS = ["http-lone-surrogate-body", "filter-lone-surrogate", "http-deep-nesting"]
 HEALTH = {

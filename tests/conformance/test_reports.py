@@ -10,7 +10,7 @@ import jsonschema
 from dualstore_conformance.model import CheckResult, Level, Status
 from dualstore_conformance.reports import html, json_report, junit
 from dualstore_conformance.reports.console import Console
-from dualstore_conformance.runner import Progress, RunReport
+from dualstore_conformance.run_model import Progress, RunReport
 
 
 def report() -> RunReport:

@@ -8,16 +8,12 @@ from typing import Any
 
 import pytest
 from dualstore_conformance.context import CheckContext, spec_limits
+from dualstore_conformance.environment import Environment
 from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target, Verdict
 from dualstore_conformance.registry import CheckSpec
-from dualstore_conformance.runner import (
-    Environment,
-    RunReport,
-    SelectionError,
-    run_checks,
-    select,
-    split_ids,
-)
+from dualstore_conformance.run_model import RunReport
+from dualstore_conformance.runner import run_checks
+from dualstore_conformance.selection import SelectionError, select, split_ids
 
 
 async def _noop(ctx: CheckContext) -> None:

@@ -19,7 +19,7 @@ from dualstore_conformance import runner
 from dualstore_conformance.checks import auth_header_decides, params_integers, write_same_value
 from dualstore_conformance.checks.params_repeated import allowed_types, repeated
 from dualstore_conformance.model import Status, Target
-from dualstore_conformance.runner import RunConfig
+from dualstore_conformance.run_model import RunConfig
 
 SYNTAX_CHECKS = [
     "limit-integer-syntax",

@@ -17,9 +17,9 @@ import pytest
 from dualstore_conformance import runner
 from dualstore_conformance.checks import http as http_checks
 from dualstore_conformance.context import spec_limits
+from dualstore_conformance.environment import Environment
 from dualstore_conformance.model import CheckResult, Status, Target
 from dualstore_conformance.registry import load_all
-from dualstore_conformance.runner import Environment
 
 from .scripted_sse import COLLECTION, Script, serve
 

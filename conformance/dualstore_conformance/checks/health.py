@@ -15,8 +15,7 @@ from dualstore_conformance.checks.sse_heartbeat import (
 )
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.model import Level
-from dualstore_conformance.registry import check
-from dualstore_conformance.runner import HEARTBEAT_WAIT
+from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import own_params, require_open
 
 

@@ -15,8 +15,7 @@ from dualstore_sse import Event
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext, StreamReader
 from dualstore_conformance.model import Level
 from dualstore_conformance.pacing import UNPACED
-from dualstore_conformance.registry import check
-from dualstore_conformance.runner import HEARTBEAT_WAIT
+from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import (
     doc_ids,
     event_dict,

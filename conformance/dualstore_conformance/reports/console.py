@@ -10,7 +10,7 @@ import time
 from typing import TextIO
 
 from dualstore_conformance.model import CheckResult, Level, Status, Verdict
-from dualstore_conformance.runner import Progress, RunReport
+from dualstore_conformance.run_model import Progress, RunReport
 
 _COLOURS = {
     Status.PASSED: "\033[32m",

@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 
 from dualstore_conformance.model import CheckResult, Status, Verdict
-from dualstore_conformance.runner import RunReport
+from dualstore_conformance.run_model import RunReport
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d1d1f;background:#fafafa}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dualstore_conformance.model import CheckResult
-from dualstore_conformance.runner import RunReport
+from dualstore_conformance.run_model import RunReport
 
 
 def check_entry(result: CheckResult) -> dict[str, Any]:

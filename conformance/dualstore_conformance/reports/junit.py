@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from dualstore_conformance.model import CheckResult, Status
-from dualstore_conformance.runner import RunReport
+from dualstore_conformance.run_model import RunReport
 
 
 def case_name(result: CheckResult) -> str:
