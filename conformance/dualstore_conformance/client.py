@@ -12,6 +12,8 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
+from dualstore_conformance import judging
+
 EVIDENCE_BODY_BYTES = 2048
 """How much of a body goes into a report's evidence."""
 
@@ -176,3 +178,18 @@ def media_type(headers: httpx.Headers) -> str:
     """The media type of a Content-Type header, lower case, without parameters."""
     value: str = headers.get("content-type", "")
     return value.split(";")[0].strip().lower()
+
+
+def rate_limited(response: httpx.Response) -> bool:
+    """A 429 ``rate-limited`` answer (not a stream cap's ``too-many-streams``)."""
+    if response.status_code != 429:
+        return False
+    detail = problem(response) or {}
+    kind = str(detail.get("type", ""))
+    return not kind.endswith("too-many-streams")
+
+
+def retry_after_wait(response: httpx.Response) -> float:
+    """How long to wait before resending after a 429: its Retry-After within 0.05..5 s."""
+    return judging.retry_after_seconds(response.headers.get("retry-after"), low=0.05, high=5.0,
+                                       absent=1.0)

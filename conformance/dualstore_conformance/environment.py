@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from dualstore_conformance.context import spec_limits
+from dualstore_conformance.limits import spec_limits
 from dualstore_conformance.model import Target
 from dualstore_conformance.pacing import PacedTransport, RequestPacer
 from dualstore_conformance.profile import DeploymentProfile, spec_defaults

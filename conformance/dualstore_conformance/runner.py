@@ -18,8 +18,9 @@ import dualstore_spec
 import httpx
 
 from dualstore_conformance.client import redact_text
-from dualstore_conformance.context import CheckContext, StreamBudget, stream_cap
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.environment import Environment, make_client, prepare
+from dualstore_conformance.limits import stream_cap
 from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target
 from dualstore_conformance.outcomes import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.pacing import RequestPacer
@@ -32,6 +33,7 @@ from dualstore_conformance.selection import (
     property_selected,
     select,
 )
+from dualstore_conformance.streams import StreamBudget
 
 
 def spec_version() -> str:

@@ -18,7 +18,8 @@ from dualstore_sse import Event
 
 from dualstore_conformance import judging
 from dualstore_conformance.client import problem
-from dualstore_conformance.context import CheckContext, StreamReader
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.streams import StreamReader
 
 
 def token_grammar() -> re.Pattern[str]:

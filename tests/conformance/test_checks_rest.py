@@ -12,8 +12,8 @@ import httpx
 import pytest
 from dualstore_conformance import runner
 from dualstore_conformance.checks import cors
-from dualstore_conformance.context import spec_limits
 from dualstore_conformance.environment import Environment
+from dualstore_conformance.limits import spec_limits
 from dualstore_conformance.model import CheckResult, NotJudged, Status, Target, Verdict
 from dualstore_conformance.profile import from_mapping, parse_rate_limit, spec_defaults
 from dualstore_conformance.registry import CheckSpec, load_all

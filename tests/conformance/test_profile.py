@@ -14,7 +14,7 @@ import pytest
 import yaml
 from dualstore_spec import facts
 
-from dualstore_conformance.context import spec_limits, stream_cap
+from dualstore_conformance.limits import spec_limits, stream_cap
 from dualstore_conformance.profile import (
     ProfileError,
     from_mapping,

@@ -7,8 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from dualstore_conformance.context import CheckContext, spec_limits
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.environment import Environment
+from dualstore_conformance.limits import spec_limits
 from dualstore_conformance.model import CheckResult, Level, NotJudged, Status, Target, Verdict
 from dualstore_conformance.registry import CheckSpec
 from dualstore_conformance.run_model import RunReport

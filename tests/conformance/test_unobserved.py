@@ -9,15 +9,19 @@ same targets, conforming, are the positive controls (the checks can pass at all)
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
+import dualstore_spec
 import httpx
 import pytest
+import yaml
 from dualstore_conformance import runner
 from dualstore_conformance.checks import http as http_checks
-from dualstore_conformance.context import spec_limits
 from dualstore_conformance.environment import Environment
+from dualstore_conformance.limits import spec_limits
 from dualstore_conformance.model import CheckResult, Status, Target
 from dualstore_conformance.registry import load_all
 
@@ -142,3 +146,35 @@ def test_slot_release_is_judged_only_at_the_cap(server_cap: int, status: Status)
     assert result.status is status, result.message
     if status is Status.ERROR:
         assert "could not reach the cap" in result.message
+
+
+def _spec_with_tolerance(tmp_path: Path, absolute: float, relative: float) -> Path:
+    copy = tmp_path / "spec"
+    shutil.copytree(dualstore_spec.SPEC_DIR, copy,
+                    ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    contract = yaml.safe_load((copy / "sse-contract.yaml").read_text("utf-8"))
+    contract["x-heartbeat"]["tolerance_absolute_seconds"] = absolute
+    contract["x-heartbeat"]["tolerance_relative"] = relative
+    (copy / "sse-contract.yaml").write_text(yaml.safe_dump(contract, sort_keys=False), "utf-8")
+    return copy
+
+
+def test_the_cadence_verdict_follows_the_specs_tolerance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats 1.3 s apart for H = 1 s: inside the spec's max(0.5 s, 20%), outside a spec
+    copy saying max(0.25 s, 10%); the check has no tolerance of its own."""
+    script = Script(heartbeat_seconds=1.3, reported_heartbeat=1.0)
+    with serve(script) as url:
+        as_published = run_check("sse-heartbeat-cadence", url)
+        monkeypatch.setenv(dualstore_spec.SPEC_DIR_ENV, str(_spec_with_tolerance(tmp_path, 0.25,
+                                                                                 0.1)))
+        dualstore_spec.forget()
+        try:
+            tighter = run_check("sse-heartbeat-cadence", url)
+        finally:
+            monkeypatch.delenv(dualstore_spec.SPEC_DIR_ENV)
+            dualstore_spec.forget()
+    assert as_published.status is Status.PASSED, as_published.message
+    assert tighter.status is Status.FAILED, tighter.message
+    assert "+/- 0.25 s" in tighter.message

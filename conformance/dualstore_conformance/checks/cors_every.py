@@ -11,8 +11,10 @@ import httpx
 
 from dualstore_conformance.checks.cors import allowed_origin
 from dualstore_conformance.checks.limit import body_of_size, limit_value
-from dualstore_conformance.context import CheckContext, StreamReader, stream_cap
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.limits import stream_cap
 from dualstore_conformance.registry import check
+from dualstore_conformance.streams import StreamReader
 
 CORS_HEADERS = ("access-control-allow-origin", "access-control-expose-headers")
 

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import time
 
-from dualstore_conformance.context import CheckContext, StreamReader, stream_cap
+from dualstore_conformance.context import CheckContext
+from dualstore_conformance.limits import stream_cap
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import own_params, problem_errors, problem_type, spec_facts
+from dualstore_conformance.streams import StreamReader
 
 PACE = 0.2
 """Seconds between the harness's own stream-open attempts (a strict rate limit is legal)."""

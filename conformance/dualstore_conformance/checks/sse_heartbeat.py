@@ -12,7 +12,7 @@ from typing import Any
 
 from dualstore_sse import Event
 
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext, StreamReader
+from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.pacing import UNPACED
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
@@ -25,6 +25,7 @@ from dualstore_conformance.ssehelp import (
     spec_facts,
     timestamp_pattern,
 )
+from dualstore_conformance.streams import StreamReader
 
 GRACE = 1.0
 """The harness's own patience past H + tolerance before it stops waiting (scaled)."""

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections import Counter
 
-from dualstore_conformance.context import CheckContext, StreamReader
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
@@ -20,6 +20,7 @@ from dualstore_conformance.ssehelp import (
     own_params,
     spec_facts,
 )
+from dualstore_conformance.streams import StreamReader
 
 READERS = 3
 WRITERS = 4
