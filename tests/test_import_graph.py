@@ -251,6 +251,17 @@ def test_the_harness_imports_the_reference_only_to_start_it() -> None:
     assert uses == {(*HARNESS_STARTS_REFERENCE, "dualstore_reference.launcher")}
 
 
+def test_the_load_test_imports_the_reference_only_to_start_it() -> None:
+    uses = {
+        (arrow.source, arrow.function, arrow.target)
+        for arrow in arrows()
+        if _package(arrow.source) == "dualstore_loadtests"
+        and _package(arrow.target) == "dualstore_reference"
+    }
+    assert uses == {("dualstore_loadtests.command", "_start_reference",
+                     "dualstore_reference.launcher")}
+
+
 def test_the_reference_imports_no_harness_load_test_or_client() -> None:
     forbidden = {"dualstore_conformance", "dualstore_loadtests", "dualstore_client",
                  "dualstore_mutants"}
