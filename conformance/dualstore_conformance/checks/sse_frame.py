@@ -158,12 +158,13 @@ async def insert_event(ctx: CheckContext) -> None:
         await open_and_ready(reader, ctx)
         text = ctx.unique_text("framing")
         inserted = await ctx.insert(text=text, metadata={"nested": {"k": [1, "two"]}})
-        event = await reader.next_event(ctx.scaled(5.0), type="insert")
+        wait = ctx.scaled(5.0)
+        event = await reader.next_event(wait, type="insert")
         reproduce = reader.reproduce()
         if event is None:
             ctx.fail(
                 "The inserted document was not sent as an insert event",
-                expected=f"event: insert for document {inserted['id']} within 5 s",
+                expected=f"event: insert for document {inserted['id']} within {wait:g} s",
                 received=f"events: {[event_dict(e) for e in reader.events][:5]}",
                 rules=["SSE-FRAME-006"],
                 evidence=reader.evidence(),
