@@ -85,14 +85,25 @@ def test_check_passes_against_reference(
 def test_rate_limit_check_fails_when_a_declared_limit_is_never_enforced(
     reference_server: Any,
 ) -> None:
-    # the shared reference runs with throttling effectively off, while this run declares
-    # the spec's default limit: a server that never refuses has not enforced it
+    # the shared reference runs with throttling effectively off, while this run declares a
+    # limit (1/s, burst 5) that the harness's requests exceed on any machine: a server that
+    # never refuses has not enforced it
     env = reference_server.env
     results = run_rest_checks(reference_server.url, env["AUTH_TOKEN"].split(",")[0],
-                              env["CORS_ORIGIN"], [RATE_LIMIT_CHECK])
+                              env["CORS_ORIGIN"], [RATE_LIMIT_CHECK], rate_limit="1/5")
     result = results[RATE_LIMIT_CHECK]
     assert result.verdict is Verdict.FAILED
     assert "no 429" in result.message
+
+
+def test_rate_limit_check_cannot_judge_a_limit_it_never_exceeded(reference_server: Any) -> None:
+    # a declared refill far above what the harness can send: one bucket admits everything it
+    # sent, so no 429 proves nothing (a slow or loaded client is not evidence against a server)
+    env = reference_server.env
+    results = run_rest_checks(reference_server.url, env["AUTH_TOKEN"].split(",")[0],
+                              env["CORS_ORIGIN"], [RATE_LIMIT_CHECK], rate_limit="100000/200")
+    result = results[RATE_LIMIT_CHECK]
+    assert result.verdict is Verdict.ERROR and "never exceeded" in result.message
 
 
 def test_rate_limit_check_is_not_judged_when_the_profile_declares_none(
