@@ -342,12 +342,29 @@ def _lint_limits(doc: dict[str, Any]) -> Iterator[str]:
             "openapi.yaml#/components/schemas/MetadataKey/maxLength: differs from "
             "x-dualstore-limits.metadata.max_key_length"
         )
+    yield from _lint_request_size(doc, limits)
     filter_max = params.get("Filter", {}).get("schema", {}).get("maxLength")
     if filter_max != limits.get("filter", {}).get("max_encoded_length"):
         yield (
             "openapi.yaml#/components/parameters/Filter/schema/maxLength: differs from "
             "x-dualstore-limits.filter.max_encoded_length"
         )
+
+
+def _lint_request_size(doc: dict[str, Any], limits: dict[str, Any]) -> Iterator[str]:
+    """HTTP-020's minimums are numbers (judges read them) and the prose states the same."""
+    sizes = limits.get("request_size")
+    keys = ("min_request_line_octets", "min_header_section_octets")
+    if not isinstance(sizes, dict) or not all(
+        isinstance(sizes.get(k), int) and not isinstance(sizes.get(k), bool) for k in keys
+    ):
+        yield f"openapi.yaml#/x-dualstore-limits/request_size: needs integers {', '.join(keys)}"
+        return
+    prose = " ".join(str(doc.get("x-dualstore-http", {}).get("request-size", "")).split())
+    for key in keys:
+        if f"{sizes[key]:,} octets" not in prose:
+            yield (f"openapi.yaml#/x-dualstore-http/request-size: does not state "
+                   f"x-dualstore-limits.request_size.{key} ({sizes[key]:,} octets)")
 
 
 def _lint_precedence(doc: dict[str, Any]) -> Iterator[str]:

@@ -288,6 +288,19 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
         "MetadataKey/maxLength: differs from x-dualstore-limits.metadata.max_key_length",
     ),
     (
+        "request-size-prose",
+        _edit_yaml(
+            "openapi.yaml",
+            lambda d: d["x-dualstore-limits"]["request_size"].update(min_request_line_octets=9000),
+        ),
+        "request-size: does not state x-dualstore-limits.request_size.min_request_line_octets",
+    ),
+    (
+        "request-size-missing",
+        _edit_yaml("openapi.yaml", lambda d: d["x-dualstore-limits"].pop("request_size")),
+        "x-dualstore-limits/request_size: needs integers",
+    ),
+    (
         "missing-file",
         lambda folder: (folder / "filter.schema.json").unlink(),
         "filter.schema.json: missing",
