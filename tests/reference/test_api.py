@@ -314,6 +314,20 @@ def test_out_of_range_parameters_are_400(
     problem(client.get(f"/v1/{COLLECTION}/{path}", params=params), 400, "invalid-request")
 
 
+@pytest.mark.parametrize("spelled", [
+    "05", "%2B5", "+5", "%205", "5%20", "5.0", "5e0", "0x5", "-0", "%EF%BC%95", "5%E2%80%8B",
+])
+@pytest.mark.parametrize(("path", "name"), [("recent", "limit"), ("search?q=x", "k")])
+def test_integers_are_ascii_digits_only(
+    client: httpx.Client, path: str, name: str, spelled: str
+) -> None:
+    # LIMIT-008: ^[1-9][0-9]*$ only (int() took spaces, a sign and fullwidth digits before).
+    joiner = "&" if "?" in path else "?"
+    response = client.get(f"/v1/{COLLECTION}/{path}{joiner}{name}={spelled}")
+    problem(response, 400, "invalid-request")
+    assert client.get(f"/v1/{COLLECTION}/{path}{joiner}{name}=5").status_code == 200
+
+
 @pytest.mark.parametrize("cursor", ["zzz", "eyJ0IjoxfQ", "AAAA", "x" * 512])
 def test_foreign_cursors_are_400(client: httpx.Client, cursor: str) -> None:
     response = client.get(f"/v1/{COLLECTION}/recent", params={"cursor": cursor})
