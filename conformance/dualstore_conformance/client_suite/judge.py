@@ -89,7 +89,8 @@ def check_events(scenario: Scenario, seen: Observation) -> list[str]:
             return [f"event {index}: {difference}"]
     if len(got) < len(expected):
         missing = expected[len(got)]
-        label = _doc_id(missing) if seen.profile == "dualstore" else missing.get("data")
+        label = (_doc_id(missing) if seen.profile == "dualstore"
+                 else missing.get("data", f"<{missing.get('data_length', '?')} characters>"))
         return [f"delivered {len(got)} of {len(expected)} expected events; missing next: "
                 f"{missing['type']} {_short(label)}"]
     if len(got) > len(expected):
