@@ -258,3 +258,33 @@ def test_a_wake_up_that_arrives_during_a_read_is_not_lost(mongodb_uri: str) -> N
         assert [doc["_id"] for _, doc in items] == ["late"]
 
     run(mongodb_uri, body)
+
+
+def test_next_numbers_are_published_from_the_change_stream_without_a_read(
+    mongodb_uri: str,
+) -> None:
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub, poll_interval=5.0, safety_interval=5.0)
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            for _ in range(50):
+                if tailer.change_stream_active:
+                    break
+                await asyncio.sleep(0.1)
+            assert tailer.change_stream_active
+            await asyncio.sleep(0.3)
+            reader = asyncio.create_task(collect(hub, 10, timeout=8))
+            for i in range(10):
+                await sequence.insert_sequenced(docs, counters, {"_id": f"d{i}", "text": "t"})
+            items = await reader
+        finally:
+            await tailer.stop()
+        assert [doc["_id"] for _, doc in items] == [f"d{i}" for i in range(10)]
+        assert [seq for seq, _ in items] == list(range(1, 11))
+        assert tailer.published_in_place > 0
+
+    run(mongodb_uri, body)
