@@ -107,3 +107,20 @@ def test_framing_expectations_agree_with_the_whatwg_parser(scenario: scenarios.S
             assert len(event.data) == want["data_length"]
         if "last_event_id" in want:
             assert event.last_event_id == want["last_event_id"]
+
+
+def test_cited_rule_ids_exist_in_the_spec() -> None:
+    """A scenario citing a spec rule names one that spec/rules.yaml defines."""
+    import dualstore_spec
+
+    known = set(dualstore_spec.rules_by_id())
+    cited = {c for s in load_all() for c in s.cite if not c.startswith("https://")}
+    assert cited and cited <= known, sorted(cited - known)
+
+
+def test_every_scenario_cites_whatwg_or_a_rule_and_applies_to_someone() -> None:
+    for scenario in load_all():
+        assert scenario.cite and scenario.profiles
+        if scenario.group == "dualstore":
+            assert scenario.profiles == ["dualstore"]
+            assert any(not c.startswith("https://") for c in scenario.cite)
