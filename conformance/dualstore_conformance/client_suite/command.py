@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"judging {label} ({hello.get('profile')} profile, features: "
           f"{', '.join(hello.get('features', [])) or 'none'}) on {len(selected)} scenarios",
           flush=True)
+    left_out = [s for s in scenarios if s not in selected]
     report = runner.run_all(args.adapter, hello, selected, progress=reports.print_result,
+                            left_out=left_out,
                             timeout_multiplier=args.timeout_multiplier)
     reports.print_summary(report)
     if args.json:

@@ -166,8 +166,10 @@ def _brief(line: dict[str, Any]) -> dict[str, Any]:
 
 def run_all(command: str, hello: dict[str, Any], selected: Sequence[Scenario],
             progress: Callable[[ScenarioResult], None] | None = None,
-            timeout_multiplier: float = 1.0) -> ClientReport:
-    """Play every selected scenario, one at a time, on one scripted server."""
+            timeout_multiplier: float = 1.0,
+            left_out: Sequence[Scenario] = ()) -> ClientReport:
+    """Play every selected scenario, one at a time, on one scripted server; the ones
+    ``left_out`` (by --only/--skip) are listed as not judged, not selected."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.monotonic()
     results: list[ScenarioResult] = []
@@ -177,6 +179,12 @@ def run_all(command: str, hello: dict[str, Any], selected: Sequence[Scenario],
             results.append(result)
             if progress is not None:
                 progress(result)
+    results.extend(
+        ScenarioResult(id=s.id, title=s.title, group=s.group, level=s.level,
+                       rules=list(s.cite), verdict=Verdict.NOT_JUDGED,
+                       not_judged=NotJudged.NOT_SELECTED, message="not selected (--only/--skip)",
+                       reproduce=_reproduce(command, s))
+        for s in left_out)
     client = {k: v for k, v in hello.items() if k != "kind"}
     return ClientReport(adapter=command, client=client, started_at=started_at,
                         duration_s=time.monotonic() - began, results=results)
