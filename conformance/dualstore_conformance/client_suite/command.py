@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     parser.add_argument("--html", metavar="PATH", help="write an HTML report")
     parser.add_argument("--timeout-multiplier", type=float, default=1.0, metavar="F",
-                        help="scale every scenario timeout (slow machines)")
+                        help="scale the harness's own waits (startup, scenario timeout, "
+                        "settle time; never a tolerance a scenario states) for slow machines")
 
 
 def _tokens(values: list[str] | None) -> list[str]:

@@ -56,11 +56,11 @@ def scenario_env(scenario: Scenario, base_url: str, collection: str) -> dict[str
 
 
 def _wait(play: Play, run: AdapterRun, scenario: Scenario, timeout_s: float,
-          startup_s: float) -> str:
+          startup_s: float, multiplier: float = 1.0) -> str:
     """Block until the scenario is over; return why ("settled", "exited", "timeout",
     "no-request"). The scenario's timeout counts from the client's first request, so a
     slow-starting adapter (a browser) gets the same time as a quick one."""
-    settle = scenario.settle_ms / 1000.0
+    settle = scenario.settle_ms / 1000.0 * multiplier  # the harness's own wait: scalable
     while True:
         if run.exited():
             time.sleep(0.1)  # lines still in the pipe
@@ -104,7 +104,7 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
         return result
     try:
         why = _wait(play, run, scenario, scenario.timeout_ms / 1000.0 * timeout_multiplier,
-                    STARTUP_S * timeout_multiplier)
+                    STARTUP_S * timeout_multiplier, timeout_multiplier)
     finally:
         code = run.stop()
         server.end_play()
@@ -135,7 +135,8 @@ def play_one(server: ScriptedServer, command: str, hello: dict[str, Any], scenar
                              requests=list(play.requests))
     problems = judge.judge(scenario, seen)
     if problems and why == "settled" and any(p.startswith("delivered") for p in problems):
-        problems.append(f"watched {scenario.settle_ms} ms after the server's last action"
+        watched = round(scenario.settle_ms * timeout_multiplier)
+        problems.append(f"watched {watched} ms after the server's last action"
                         + (", the stream still open" if _held(scenario, play) else ""))
     if problems:
         result.verdict = for_level(scenario.level)
