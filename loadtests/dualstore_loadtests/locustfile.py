@@ -30,6 +30,7 @@ from typing import Any
 
 import gevent
 import httpx
+from dualstore_spec import facts
 from dualstore_sse import Comment, Event, SSEParser
 from locust import HttpUser, User, constant_throughput, events, task
 from locust.env import Environment
@@ -69,7 +70,8 @@ def _arguments(parser: Any) -> None:
                        help="total POSTs per second over all writers")
     group.add_argument("--ds-write-seconds", type=float, default=0.0,
                        help="writers stop this many seconds after the test starts (0: never)")
-    group.add_argument("--ds-heartbeat", type=float, default=15.0,
+    group.add_argument("--ds-heartbeat", type=float,
+                       default=facts.current().heartbeat.default_seconds,
                        help="the server's heartbeat interval (sets the stream read timeout)")
 
 
