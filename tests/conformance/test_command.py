@@ -106,17 +106,25 @@ def test_legal_but_unusual_framing_passes_and_reports_validate(
     """BOM, CR-only line ends, comments, id-only block, unknown field, no retry: all legal."""
     url, _ = mini_target
     code, report, junit = _run(url, tmp_path, FRAMING)
-    failing = [c for c in report["checks"] if c["status"] != "passed"]
+    selected = _selected(report)
+    failing = [c for c in selected if c["status"] != "passed"]
     assert failing == []
     assert code == 0
     jsonschema.validate(report, json_report.schema())
-    assert {c["id"] for c in report["checks"]} == set(FRAMING.split(","))
+    assert {c["id"] for c in selected} == set(FRAMING.split(","))
+    # every other check is listed as not judged because the run did not select it
+    assert all(c["verdict"] == "not-judged" for c in report["checks"] if c not in selected)
     assert report["summary"]["passed"] == len(FRAMING.split(","))
     cases = junit.findall(".//testcase")
-    assert len(cases) == len(report["checks"])
+    assert len(cases) == len(selected)  # JUnit leaves out what the run did not select
     assert all("[SSE-" in case.get("name", "") for case in cases)
     html = (tmp_path / "r.html").read_text("utf-8")
     assert "sse-frame-insert-event" in html and "<script" not in html
+
+
+def _selected(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checks the run selected (the report also lists the others as not-selected)."""
+    return [c for c in report["checks"] if c["not_judged"] != "not-selected"]
 
 
 def test_wrong_content_type_exits_1_with_evidence(
@@ -127,7 +135,7 @@ def test_wrong_content_type_exits_1_with_evidence(
     code, report, junit = _run(url, tmp_path, "sse-frame-content-type")
     assert code == 1
     jsonschema.validate(report, json_report.schema())
-    (check,) = report["checks"]
+    (check,) = _selected(report)
     assert check["status"] == "failed"
     assert check["rules"] == ["SSE-FRAME-001"]
     assert "text/plain" in check["message"]
@@ -170,7 +178,7 @@ def test_each_fault_is_caught_by_its_check(
     state.mode = mode
     code = main(["conform", "--url", url, "--only", check_id,
                  "--json", str(tmp_path / "r.json")])
-    (check,) = json.loads((tmp_path / "r.json").read_text("utf-8"))["checks"]
+    (check,) = _selected(json.loads((tmp_path / "r.json").read_text("utf-8")))
     assert (code, check["status"]) == (1, "failed"), check["message"]
     assert rule in check["evidence"]["failed_rules"]
 
@@ -179,7 +187,7 @@ def _cors_statuses(url: str, token: str, tmp_path: Path, *flags: str) -> dict[st
     main(["conform", "--url", url, "--token", token, "--only", "cors-",
           "--json", str(tmp_path / "cors.json"), *flags])
     report = json.loads((tmp_path / "cors.json").read_text("utf-8"))
-    return {c["id"]: c["status"] for c in report["checks"]}
+    return {c["id"]: c["status"] for c in _selected(report)}
 
 
 def test_cors_origin_flag_runs_the_allowed_origin_checks(
