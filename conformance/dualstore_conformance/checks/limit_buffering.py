@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,6 +33,8 @@ HEAD_ONLY_WAIT = 2.0
 AFTER_CAP_WAIT = 10.0
 """Seconds the probe waits for an answer once the cap + 1 bytes are sent (scaled)."""
 CHUNK = 16384
+RATE_LIMITED_WAIT = 1.0
+"""Seconds between probes while the target answers 429 (the probe reads no Retry-After)."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,15 @@ async def body_not_buffered(ctx: CheckContext) -> None:
     head = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}",
             "Content-Type: application/json",
             *(f"{k}: {v}" for k, v in ctx.auth_headers().items())]
-    observation = await observe_oversized_body(
-        url.hostname or "", url.port or (443 if secure else 80), head, cap,
-        DECLARED_BODY_BYTES, ctx.scaled(HEAD_ONLY_WAIT), ctx.scaled(AFTER_CAP_WAIT), secure)
+    deadline = time.monotonic() + ctx.rate_limit_patience()
+    while True:
+        observation = await observe_oversized_body(
+            url.hostname or "", url.port or (443 if secure else 80), head, cap,
+            DECLARED_BODY_BYTES, ctx.scaled(HEAD_ONLY_WAIT), ctx.scaled(AFTER_CAP_WAIT), secure)
+        # a 429 is the deployment's right (rate limit): wait and probe again, within patience
+        if observation.status != 429 or time.monotonic() + RATE_LIMITED_WAIT > deadline:
+            break
+        await asyncio.sleep(RATE_LIMITED_WAIT)
     decided = verdict(observation)
     if decided == "undecided":
         ctx.unobserved(
