@@ -145,6 +145,8 @@ class Facts:
     """Keyed by slug."""
     cors_allow_headers: tuple[str, ...]
     cors_expose_headers: tuple[str, ...]
+    precedence: Mapping[str, tuple[str, ...]]
+    """HTTP-015: each problem slug -> the slugs it wins over (x-dualstore-http.precedence.wins)."""
 
     def problem(self, slug: str) -> ProblemType:
         """The problem type with this slug; SpecError when the spec has none."""
@@ -218,7 +220,21 @@ def read(folder: Path) -> Facts:
         problem_types=problems,
         cors_allow_headers=_str_list(openapi, "x-dualstore-cors/allow-headers"),
         cors_expose_headers=_str_list(openapi, "x-dualstore-cors/expose-headers"),
+        precedence=_precedence(openapi, problems),
     )
+
+
+def _precedence(openapi: object, problems: Mapping[str, ProblemType]
+                ) -> dict[str, tuple[str, ...]]:
+    """x-dualstore-http.precedence.wins, every slug checked against the problem types."""
+    wins = _node(openapi, "x-dualstore-http/precedence/wins")
+    if not isinstance(wins, Mapping) or not wins:
+        raise SpecError("the spec's x-dualstore-http/precedence/wins is empty")
+    table = {str(winner): _str_list(wins, str(winner)) for winner in wins}
+    for slug in {*table, *(s for losers in table.values() for s in losers)}:
+        if slug not in problems:
+            raise SpecError(f"x-dualstore-http/precedence names no problem type {slug!r}")
+    return table
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -115,6 +116,44 @@ def retry_after_errors(value: str | None) -> list[str]:
     if not (text.isascii() and text.isdigit() and int(text) >= 1):
         return [f"Retry-After {value!r} is not whole seconds >= 1"]
     return []
+
+
+RATELIMIT = re.compile(r'^"[a-z]+";r=([0-9]+);t=([0-9]+)$')
+RATELIMIT_POLICY = re.compile(r'^"[a-z]+";q=([0-9]+);w=([0-9]+)$')
+
+
+def refill_seconds(burst: int, per_second: float) -> int:
+    """RateLimit-Policy ``w``: whole seconds, rounded up and at least 1, an empty bucket of
+    burst tokens takes to refill at per_second."""
+    return max(1, math.ceil(burst / per_second))
+
+
+def ratelimit_errors(ratelimit: str | None, policy: str | None, burst: int,
+                     per_second: float) -> list[str]:
+    """LIMIT-009 on a 429 rate-limited: RateLimit ``r=0``, ``t`` at least 1 (and no longer
+    than a whole refill); RateLimit-Policy ``q`` the burst, ``w`` the refill seconds."""
+    errors = []
+    refill = refill_seconds(burst, per_second)
+    match = RATELIMIT.match((ratelimit or "").strip())
+    if match is None:
+        errors.append(f"RateLimit {ratelimit!r} is not '\"<name>\";r=<n>;t=<n>'")
+    else:
+        remaining, until = int(match.group(1)), int(match.group(2))
+        if remaining != 0:
+            errors.append(f"RateLimit r={remaining} on a 429 (no quota left: r=0)")
+        if not 1 <= until <= refill:
+            errors.append(f"RateLimit t={until}: more quota comes within 1..{refill} s "
+                          f"(the next token of a {burst}-token bucket at {per_second}/s)")
+    match = RATELIMIT_POLICY.match((policy or "").strip())
+    if match is None:
+        errors.append(f"RateLimit-Policy {policy!r} is not '\"<name>\";q=<n>;w=<n>'")
+    else:
+        if int(match.group(1)) != burst:
+            errors.append(f"RateLimit-Policy q={match.group(1)}, the declared burst is {burst}")
+        if int(match.group(2)) != refill:
+            errors.append(f"RateLimit-Policy w={match.group(2)}, an empty bucket of {burst} "
+                          f"refills at {per_second}/s in {refill} s")
+    return errors
 
 
 def retry_after_seconds(value: str | None, low: float, high: float, absent: float) -> float:

@@ -28,7 +28,7 @@ def load_catalogue() -> dict[str, dict[str, Any]]:
 CATALOGUE: dict[str, dict[str, Any]] = load_catalogue()
 """The documented mutants, in catalogue order."""
 
-from . import cursor, filters, legal, limits, rest, security, sse, syntax  # noqa: E402,F401  (registration side effects)
+from . import cursor, filters, legal, limits, resolutions, rest, security, sse, syntax  # noqa: E402,F401  (registration side effects)
 
 
 class FaultError(ValueError):

@@ -173,14 +173,9 @@ async def _concurrent_burst(ctx: CheckContext, path: str,
     return None, sent
 
 
-@check(
-    id="limit-rate-limited-429",
-    title="Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
-    rules=["LIMIT-004", "HTTP-001"],
-    exclusive=True,
-    timeout_s=60.0,
-)
-async def rate_limited(ctx: CheckContext) -> None:
+async def provoke_rate_limit(ctx: CheckContext) -> tuple[httpx.Response, str]:
+    """Rapid requests until one gets 429 (with its path); skips when no rate limit is
+    declared, could-not-observe when the harness never exceeded the declared bucket."""
     declared = ctx.limits["rate_limit"]
     if declared is None:
         ctx.skip("the deployment profile declares no rate limit (--rate-limit none)",
@@ -235,6 +230,18 @@ async def rate_limited(ctx: CheckContext) -> None:
             received=f"{sent} requests, none refused",
             reproduce=ctx.curl("GET", path),
         )
+    return limited, path
+
+
+@check(
+    id="limit-rate-limited-429",
+    title="Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
+    rules=["LIMIT-004", "HTTP-001"],
+    exclusive=True,
+    timeout_s=60.0,
+)
+async def rate_limited(ctx: CheckContext) -> None:
+    limited, path = await provoke_rate_limit(ctx)
     try:
         expect_problem(
             ctx,
