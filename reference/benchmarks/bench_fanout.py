@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import re
 import resource
 import statistics
@@ -41,6 +42,9 @@ COLLECTION = "bench"
 NAIVE = Path(__file__).with_name("naive_server.py")
 MARKER = re.compile(rb'"text":"fanout-(\d+)"')
 HEARTBEAT = b"event: heartbeat"
+OPEN_CONCURRENCY = 50
+"""Streams being opened at once (--open-concurrency)."""
+OPEN_ATTEMPTS = 30
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Subscriber(asyncio.Protocol):
         self.heartbeats: list[float] = []
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.refusal = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -81,6 +86,7 @@ class Subscriber(asyncio.Protocol):
             self.status = int(self.head.split(b" ", 2)[1])
             data, self.head = self.head[end + 4:], b""
             if self.status != 200 and not self.opened.done():
+                self.refusal = data[:400]
                 self.opened.set_result(self.status)
         # Events are whole lines; chunk framing never splits a line, TCP segments may.
         buffer = self.carry + data
@@ -108,6 +114,10 @@ class Subscriber(asyncio.Protocol):
             self.transport.close()
 
 
+def _same(subscriber: Subscriber) -> Subscriber:
+    return subscriber
+
+
 def source_address(index: int, per_address: int) -> str:
     """The loopback source address of the index-th subscriber (127.0.1.1 onwards)."""
     block = index // per_address
@@ -116,26 +126,37 @@ def source_address(index: int, per_address: int) -> str:
 
 async def open_subscribers(url: str, count: int, per_address: int, tally: Tally,
                            timeout: float = 60.0) -> list[Subscriber]:
-    """Open count streams (100 at a time); each is open once its first heartbeat arrived."""
+    """Open count streams (OPEN_CONCURRENCY at a time, retrying a 503); each is open once
+    its first heartbeat arrived."""
     host, port = url.removeprefix("http://").split(":")
     request = (f"GET /v1/{COLLECTION}/stream HTTP/1.1\r\nHost: {host}:{port}\r\n"
                "Accept: text/event-stream\r\n\r\n").encode()
     loop = asyncio.get_running_loop()
-    limit = asyncio.Semaphore(100)
+    limit = asyncio.Semaphore(OPEN_CONCURRENCY)
     subscribers: list[Subscriber] = []
+    retried: list[int] = []
 
     async def one(index: int) -> None:
-        async with limit:
-            subscriber = Subscriber(tally, request)
-            await loop.create_connection(lambda: subscriber, host, int(port),
-                                         local_addr=(source_address(index, per_address), 0))
-            subscribers.append(subscriber)
-            async with asyncio.timeout(timeout):
-                status = await subscriber.opened
-            if status != 200:
-                raise SystemExit(f"stream {index} refused with HTTP {status}")
+        for attempt in range(OPEN_ATTEMPTS):
+            async with limit:
+                subscriber = Subscriber(tally, request)
+                await loop.create_connection(functools.partial(_same, subscriber), host, int(port),
+                                             local_addr=(source_address(index, per_address), 0))
+                async with asyncio.timeout(timeout):
+                    status = await subscriber.opened
+            if status == 200:
+                subscribers.append(subscriber)
+                return
+            subscriber.close()
+            if status != 503 or attempt == OPEN_ATTEMPTS - 1:  # 503: a real client retries
+                raise SystemExit(f"stream {index} refused with HTTP {status}: "
+                                 f"{subscriber.refusal.decode(errors='replace')}")
+            retried.append(index)
+            await asyncio.sleep(1.0)
 
     await asyncio.gather(*(one(i) for i in range(count)))
+    if retried:
+        print(f"  ({len(retried)} stream opens answered 503 and were retried)", flush=True)
     return subscribers
 
 
@@ -173,10 +194,11 @@ def start_naive(heartbeat: float) -> Server:
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url + "/v1/health", timeout=1) as answer:
-                if answer.status == 200:
-                    break
+        with contextlib.suppress(OSError), urllib.request.urlopen(
+            url + "/v1/health", timeout=1
+        ) as answer:
+            if answer.status == 200:
+                break
         time.sleep(0.1)
 
     def stop() -> None:
@@ -198,6 +220,7 @@ def start_ours(workers: int, heartbeat: float, folder: Path) -> Server:
         "RATE_LIMIT_BURST": "0",
         "EMBEDDING_DIM": "16",
         "SSE_HEARTBEAT_SECONDS": str(heartbeat),
+        "MAX_CONNECTIONS_PER_WORKER": "12000",  # 10,000 streams may land on one worker
     }
     running: RunningReference = start_reference(
         env=env, workers=workers, data_dir=Path(tempfile.mkdtemp(prefix="ref-", dir=folder))
@@ -411,6 +434,7 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
 
 
 def main() -> None:
+    global OPEN_CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20.0, help="POSTs per second asked")
     parser.add_argument("--seconds", type=float, default=20.0, help="write window per run")
@@ -421,11 +445,14 @@ def main() -> None:
     parser.add_argument("--per-address", type=int, default=50,
                         help="subscribers per loopback source address")
     parser.add_argument("--idle", type=int, default=0, help="hold this many idle streams")
+    parser.add_argument("--open-concurrency", type=int, default=OPEN_CONCURRENCY,
+                        help="streams opened at once (each open takes a lease in the database)")
     parser.add_argument("--idle-heartbeat", type=float, default=5.0)
     parser.add_argument("--hold", type=float, default=20.0)
     parser.add_argument("--late", type=float, default=1.0,
                         help="a heartbeat gap over interval + this is late")
     args = parser.parse_args()
+    OPEN_CONCURRENCY = args.open_concurrency
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 streams
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as folder:
