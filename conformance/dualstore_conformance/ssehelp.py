@@ -9,7 +9,7 @@ import importlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 from dualstore_spec import facts
@@ -122,6 +122,34 @@ async def require_open(ctx: CheckContext, reader: StreamReader, what: str = "str
         )
 
 
+def fail_stream(
+    reader: StreamReader,
+    title: str,
+    expected: str,
+    received: str,
+    rules: list[str] | None = None,
+    severity: str = "high",
+    **evidence: Any,
+) -> NoReturn:
+    """Fail the reader's check with the stream's evidence (plus ``evidence``) and its curl."""
+    reader.ctx.fail(title, expected=expected, received=received, rules=rules,
+                    evidence={**evidence, **reader.evidence()}, reproduce=reader.reproduce(),
+                    severity=severity)
+
+
+def expect_stream_problem(reader: StreamReader, status: int, slug: str, title: str,
+                          label: str, extra_errors: Sequence[str] = (),
+                          severity: str = "high", **evidence: Any) -> None:
+    """Fail unless the stream request was refused with a ``status`` problem+json ``slug``
+    (``extra_errors``: further faults the caller found in the same answer)."""
+    errors = judging.expected_problem_errors(
+        reader.status, reader.headers.get("content-type"), reader.body, status, slug)
+    errors += extra_errors
+    if errors:
+        fail_stream(reader, title, f"{status} application/problem+json, type {slug}",
+                    f"{label}: " + "; ".join(errors), severity=severity, **evidence)
+
+
 def own_params(ctx: CheckContext, **params: Any) -> dict[str, Any]:
     """Query parameters of a stream filtered to this check's own documents (plus params)."""
     return {"filter": ctx.own_filter(), **params}
@@ -178,6 +206,8 @@ __all__ = [
     "doc_ids",
     "doc_of",
     "event_dict",
+    "expect_stream_problem",
+    "fail_stream",
     "insert_many",
     "open_and_ready",
     "own_params",

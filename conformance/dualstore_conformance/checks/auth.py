@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 
 from dualstore_conformance import judging
-from dualstore_conformance.checks.http import problem_slug
+from dualstore_conformance.checks.http import fail_response, problem_slug
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
+from dualstore_conformance.ssehelp import fail_stream
 
 
 def _operations(ctx: CheckContext) -> list[tuple[str, str, dict[str, Any]]]:
@@ -63,18 +64,11 @@ async def auth_required(ctx: CheckContext) -> bool:
             "unauthenticated request succeeded; authentication is optional by deployment)",
             why="not-applicable",
         )
-    ctx.fail(
-        "an unauthenticated request was accepted although a token is configured",
-        expected="401 unauthorized",
-        received=f"{response.status_code}",
-        evidence=ctx.evidence(response),
-        reproduce=ctx.curl(
-            "GET",
-            f"{ctx.collection_path}/recent",
-            headers={"Authorization": ""},
-            params={"limit": "1"},
-        ),
-    )
+    fail_response(ctx, response,
+                  "an unauthenticated request was accepted although a token is configured",
+                  "401 unauthorized", f"{response.status_code}",
+                  ctx.curl("GET", f"{ctx.collection_path}/recent", headers={"Authorization": ""},
+                           params={"limit": "1"}))
 
 
 def _require_token(ctx: CheckContext) -> str:
@@ -106,19 +100,12 @@ async def required_everywhere(ctx: CheckContext) -> None:
             )
             if problems:
                 label = "a wrong token" if token_header else "no token"
-                ctx.fail(
-                    f"{method} {path} with {label} was not refused properly",
-                    expected="401 unauthorized problem with WWW-Authenticate: Bearer",
-                    received="; ".join(problems),
-                    evidence=ctx.evidence(response),
-                    reproduce=ctx.curl(
-                        method,
-                        path,
-                        headers=token_header or {"Authorization": ""},
-                        params=kwargs.get("params"),
-                        body=kwargs.get("json"),
-                    ),
-                )
+                fail_response(ctx, response,
+                              f"{method} {path} with {label} was not refused properly",
+                              "401 unauthorized problem with WWW-Authenticate: Bearer",
+                              "; ".join(problems),
+                              ctx.curl(method, path, headers=token_header or {"Authorization": ""},
+                                       params=kwargs.get("params"), body=kwargs.get("json")))
         # Other checks' open streams may fill the per-IP cap for a moment: a 429 there is
         # no answer about auth, so wait for a free slot (bounded) and ask again.
         deadline = time.monotonic() + ctx.scaled(15.0)
@@ -131,13 +118,10 @@ async def required_everywhere(ctx: CheckContext) -> None:
                     stream.status, stream.headers, _slug_of(stream.json())
                 )
                 if problems:
-                    ctx.fail(
-                        "the stream without a valid token was not refused properly",
-                        expected="401 unauthorized problem with WWW-Authenticate: Bearer",
-                        received="; ".join(problems),
-                        evidence=stream.evidence(),
-                        reproduce=stream.reproduce(),
-                    )
+                    fail_stream(stream,
+                                "the stream without a valid token was not refused properly",
+                                "401 unauthorized problem with WWW-Authenticate: Bearer",
+                                "; ".join(problems))
                 break
 
 
@@ -157,24 +141,14 @@ async def bearer_accepted(ctx: CheckContext) -> None:
     for method, path, kwargs in _operations(ctx):
         response = await unlimited(ctx, method, path, **kwargs)
         if response.status_code == 401:
-            ctx.fail(
-                f"{method} {path} refused a valid token",
-                expected="not 401",
-                received=f"{response.status_code}",
-                evidence=ctx.evidence(response),
-                reproduce=ctx.curl(
-                    method, path, params=kwargs.get("params"), body=kwargs.get("json")
-                ),
-            )
+            fail_response(ctx, response, f"{method} {path} refused a valid token", "not 401",
+                          f"{response.status_code}",
+                          ctx.curl(method, path, params=kwargs.get("params"),
+                                   body=kwargs.get("json")))
     async with ctx.open_stream() as stream:
         if stream.status != 200:
-            ctx.fail(
-                "the stream refused a valid Bearer token",
-                expected="200 text/event-stream",
-                received=f"{stream.status}",
-                evidence=stream.evidence(),
-                reproduce=stream.reproduce(),
-            )
+            fail_stream(stream, "the stream refused a valid Bearer token", "200 text/event-stream",
+                        f"{stream.status}")
 
 
 @check(
@@ -186,13 +160,8 @@ async def stream_access_token(ctx: CheckContext) -> None:
     token = _require_token(ctx)
     async with ctx.open_stream(params={"access_token": token}, auth=False) as stream:
         if stream.status != 200:
-            ctx.fail(
-                "the stream refused a valid access_token query parameter",
-                expected="200 text/event-stream",
-                received=f"{stream.status}",
-                evidence=stream.evidence(),
-                reproduce=stream.reproduce(),
-            )
+            fail_stream(stream, "the stream refused a valid access_token query parameter",
+                        "200 text/event-stream", f"{stream.status}")
 
 
 @check(
@@ -209,15 +178,7 @@ async def access_token_only_on_stream(ctx: CheckContext) -> None:
     params = {"access_token": token, "limit": "1"}
     response = await unlimited(ctx, "GET", path, auth=False, params=params)
     if response.status_code != 401:
-        ctx.fail(
-            "recent accepted a token in the access_token query parameter",
-            expected="401 (the query token is only for the stream)",
-            received=f"{response.status_code}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl(
-                "GET",
-                path,
-                headers={"Authorization": ""},
-                params={"access_token": "$TOKEN", "limit": "1"},
-            ),
-        )
+        fail_response(ctx, response, "recent accepted a token in the access_token query parameter",
+                      "401 (the query token is only for the stream)", f"{response.status_code}",
+                      ctx.curl("GET", path, headers={"Authorization": ""},
+                               params={"access_token": "$TOKEN", "limit": "1"}))

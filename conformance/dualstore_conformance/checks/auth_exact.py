@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.checks.http import fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -37,11 +38,8 @@ async def token_exact_match(ctx: CheckContext) -> None:
         # the near miss replaces the run's token (request headers win over the client's)
         response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
         if response.status_code != 401:
-            ctx.fail(
-                f"{label} was accepted",
-                expected="401 unauthorized (tokens are compared exactly)",
-                received=f"{response.status_code}",
-                evidence=ctx.evidence(response),
-                reproduce=ctx.curl("GET", path, headers={"Authorization": "Bearer <near miss>"},
-                                   params={"limit": "1"}),
-            )
+            fail_response(ctx, response, f"{label} was accepted",
+                          "401 unauthorized (tokens are compared exactly)",
+                          f"{response.status_code}",
+                          ctx.curl("GET", path, headers={"Authorization": "Bearer <near miss>"},
+                                   params={"limit": "1"}))

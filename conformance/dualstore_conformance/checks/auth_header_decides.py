@@ -8,6 +8,7 @@ import base64
 from dualstore_conformance.checks.auth import auth_required
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
+from dualstore_conformance.ssehelp import fail_stream
 
 
 def unusable_headers(token: str) -> list[tuple[str, str]]:
@@ -44,10 +45,7 @@ async def header_decides(ctx: CheckContext) -> None:
         # the header replaces the run's own (request headers win over the client's)
         async with ctx.open_stream(params=params, headers=headers) as stream:
             if stream.status != 401:
-                ctx.fail(
-                    f"Authorization with {label} was overruled by a valid access_token",
-                    expected="401 unauthorized (a present Authorization header alone decides)",
-                    received=f"{stream.status}",
-                    evidence=stream.evidence(),
-                    reproduce=stream.reproduce(),
-                )
+                fail_stream(stream,
+                            f"Authorization with {label} was overruled by a valid access_token",
+                            "401 unauthorized (a present Authorization header alone decides)",
+                            f"{stream.status}")

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.checks.http import fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
+from dualstore_conformance.ssehelp import fail_stream
 
 SCHEME_SPELLINGS = ("bearer", "BEARER", "bEaReR")
 """Spellings of the scheme other than the usual ``Bearer``."""
@@ -28,21 +30,13 @@ async def scheme_case_insensitive(ctx: CheckContext) -> None:
         # the spelling replaces the run's header (request headers win over the client's)
         response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
         if response.status_code == 401:
-            ctx.fail(
-                f"the scheme spelled {scheme!r} was refused",
-                expected="200 (the scheme name is case-insensitive, RFC 9110 section 11.1)",
-                received=f"{response.status_code}",
-                evidence=ctx.evidence(response),
-                reproduce=ctx.curl("GET", path, params={"limit": "1"},
-                                   headers={"Authorization": f"{scheme} $TOKEN"}),
-            )
+            fail_response(ctx, response, f"the scheme spelled {scheme!r} was refused",
+                          "200 (the scheme name is case-insensitive, RFC 9110 section 11.1)",
+                          f"{response.status_code}",
+                          ctx.curl("GET", path, params={"limit": "1"},
+                                   headers={"Authorization": f"{scheme} $TOKEN"}))
     headers = {"Authorization": f"{SCHEME_SPELLINGS[0]} {token}"}
     async with ctx.open_stream(headers=headers) as stream:
         if stream.status == 401:
-            ctx.fail(
-                f"the stream refused the scheme spelled {SCHEME_SPELLINGS[0]!r}",
-                expected="200 text/event-stream",
-                received=f"{stream.status}",
-                evidence=stream.evidence(),
-                reproduce=stream.reproduce(),
-            )
+            fail_stream(stream, f"the stream refused the scheme spelled {SCHEME_SPELLINGS[0]!r}",
+                        "200 text/event-stream", f"{stream.status}")

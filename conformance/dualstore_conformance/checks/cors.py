@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+import httpx
+
+from dualstore_conformance.checks.http import fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -32,6 +36,39 @@ def _listed(value: str | None) -> set[str]:
     return {part.strip().lower() for part in (value or "").split(",") if part.strip()}
 
 
+async def recent_from(ctx: CheckContext, origin: str) -> tuple[httpx.Response, str]:
+    """GET one item of recent with an Origin header: the answer and its curl."""
+    path, headers, params = f"{ctx.collection_path}/recent", {"Origin": origin}, {"limit": "1"}
+    response = await ctx.request("GET", path, headers=headers, params=params)
+    return response, ctx.curl("GET", path, headers=headers, params=params)
+
+
+async def preflight_from(ctx: CheckContext, headers: dict[str, str]) -> tuple[httpx.Response, str]:
+    """An unauthenticated OPTIONS preflight of the collection: the answer and its curl."""
+    response = await ctx.request("OPTIONS", ctx.collection_path, headers=headers, auth=False)
+    return response, ctx.curl("OPTIONS", ctx.collection_path, headers=headers)
+
+
+def preflight_errors(headers: httpx.Headers, status: int, origin: str,
+                     request_headers: Sequence[str]) -> list[str]:
+    """What makes an allowed origin's preflight answer fall short of CORS-003."""
+    problems = []
+    if not 200 <= status < 300:
+        problems.append(f"status {status}")
+    if headers.get("access-control-allow-origin") != origin:
+        problems.append(
+            f"Access-Control-Allow-Origin {headers.get('access-control-allow-origin')!r}")
+    methods = _listed(headers.get("access-control-allow-methods"))
+    if "post" not in methods and "*" not in methods:
+        problems.append(
+            f"Access-Control-Allow-Methods {headers.get('access-control-allow-methods')!r}")
+    allowed_headers = _listed(headers.get("access-control-allow-headers"))
+    missing = [h for h in request_headers if h not in allowed_headers]
+    if missing and "*" not in allowed_headers:
+        problems.append(f"Access-Control-Allow-Headers lacks {missing}")
+    return problems
+
+
 @check(
     id="cors-allowed-origin",
     title="CORS: a request from an allowed origin gets Access-Control-Allow-Origin echoing it",
@@ -39,18 +76,12 @@ def _listed(value: str | None) -> set[str]:
 )
 async def allowed(ctx: CheckContext) -> None:
     origin = allowed_origin(ctx)
-    path = f"{ctx.collection_path}/recent"
-    headers = {"Origin": origin}
-    response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
+    response, reproduce = await recent_from(ctx, origin)
     got = response.headers.get("access-control-allow-origin")
     if got != origin:
-        ctx.fail(
-            "an allowed origin was not echoed in Access-Control-Allow-Origin",
-            expected=f"Access-Control-Allow-Origin: {origin}",
-            received=f"{got!r}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path, headers=headers, params={"limit": "1"}),
-        )
+        fail_response(ctx, response,
+                      "an allowed origin was not echoed in Access-Control-Allow-Origin",
+                      f"Access-Control-Allow-Origin: {origin}", f"{got!r}", reproduce)
 
 
 @check(
@@ -59,29 +90,20 @@ async def allowed(ctx: CheckContext) -> None:
     rules=["CORS-002"],
 )
 async def disallowed(ctx: CheckContext) -> None:
-    path = f"{ctx.collection_path}/recent"
-    headers = {"Origin": DISALLOWED_ORIGIN}
-    response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
+    response, reproduce = await recent_from(ctx, DISALLOWED_ORIGIN)
     got = response.headers.get("access-control-allow-origin")
     if got is not None:
-        ctx.fail(
-            "a disallowed origin got an Access-Control-Allow-Origin header",
-            expected="no Access-Control-Allow-Origin",
-            received=f"Access-Control-Allow-Origin: {got}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path, headers=headers, params={"limit": "1"}),
-        )
-    preflight = {"Origin": DISALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"}
-    response = await ctx.request("OPTIONS", ctx.collection_path, headers=preflight, auth=False)
+        fail_response(ctx, response,
+                      "a disallowed origin got an Access-Control-Allow-Origin header",
+                      "no Access-Control-Allow-Origin", f"Access-Control-Allow-Origin: {got}",
+                      reproduce)
+    response, reproduce = await preflight_from(
+        ctx, {"Origin": DISALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
     got = response.headers.get("access-control-allow-origin")
     if got is not None:
-        ctx.fail(
-            "a preflight from a disallowed origin got Access-Control-Allow-Origin",
-            expected="no Access-Control-Allow-Origin",
-            received=f"{got}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("OPTIONS", ctx.collection_path, headers=preflight),
-        )
+        fail_response(ctx, response,
+                      "a preflight from a disallowed origin got Access-Control-Allow-Origin",
+                      "no Access-Control-Allow-Origin", f"{got}", reproduce)
 
 
 @check(
@@ -96,32 +118,13 @@ async def preflight(ctx: CheckContext) -> None:
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": ", ".join(REQUEST_HEADERS),
     }
-    response = await ctx.request("OPTIONS", ctx.collection_path, headers=headers, auth=False)
-    reproduce = ctx.curl("OPTIONS", ctx.collection_path, headers=headers)
-    problems = []
-    if not 200 <= response.status_code < 300:
-        problems.append(f"status {response.status_code}")
-    if response.headers.get("access-control-allow-origin") != origin:
-        problems.append(
-            f"Access-Control-Allow-Origin {response.headers.get('access-control-allow-origin')!r}"
-        )
-    methods = _listed(response.headers.get("access-control-allow-methods"))
-    if "post" not in methods and "*" not in methods:
-        problems.append(
-            f"Access-Control-Allow-Methods {response.headers.get('access-control-allow-methods')!r}"
-        )
-    allowed_headers = _listed(response.headers.get("access-control-allow-headers"))
-    missing = [h for h in REQUEST_HEADERS if h not in allowed_headers]
-    if missing and "*" not in allowed_headers:
-        problems.append(f"Access-Control-Allow-Headers lacks {missing}")
+    response, reproduce = await preflight_from(ctx, headers)
+    problems = preflight_errors(response.headers, response.status_code, origin, REQUEST_HEADERS)
     if problems:
-        ctx.fail(
-            "a preflight from an allowed origin was not answered as the spec says",
-            expected=f"2xx, Allow-Origin {origin}, POST allowed, headers {list(REQUEST_HEADERS)}",
-            received="; ".join(problems),
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response,
+                      "a preflight from an allowed origin was not answered as the spec says",
+                      f"2xx, Allow-Origin {origin}, POST allowed, headers {list(REQUEST_HEADERS)}",
+                      "; ".join(problems), reproduce)
 
 
 @check(
@@ -130,18 +133,11 @@ async def preflight(ctx: CheckContext) -> None:
     rules=["CORS-004"],
 )
 async def exposed(ctx: CheckContext) -> None:
-    origin = allowed_origin(ctx)
-    path = f"{ctx.collection_path}/recent"
-    headers = {"Origin": origin}
-    response = await ctx.request("GET", path, headers=headers, params={"limit": "1"})
+    response, reproduce = await recent_from(ctx, allowed_origin(ctx))
     exposed_headers = _listed(response.headers.get("access-control-expose-headers"))
     missing = [h for h in EXPOSED_HEADERS if h not in exposed_headers]
     if missing:
-        ctx.fail(
-            "headers a browser client needs are not exposed",
-            expected=f"Access-Control-Expose-Headers with {list(EXPOSED_HEADERS)}",
-            received=f"{response.headers.get('access-control-expose-headers')!r}, "
-            f"missing {missing}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path, headers=headers, params={"limit": "1"}),
-        )
+        fail_response(ctx, response, "headers a browser client needs are not exposed",
+                      f"Access-Control-Expose-Headers with {list(EXPOSED_HEADERS)}",
+                      f"{response.headers.get('access-control-expose-headers')!r}, "
+                      f"missing {missing}", reproduce)

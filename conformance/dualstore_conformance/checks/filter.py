@@ -7,8 +7,8 @@ import base64
 from typing import Any
 
 from dualstore_conformance import client as http
-from dualstore_conformance.checks.http import expect_problem
-from dualstore_conformance.checks.read import own_ids
+from dualstore_conformance.checks.http import fail_response, probe_problem
+from dualstore_conformance.checks.read import expect_selects
 from dualstore_conformance.checks.search import search
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
@@ -37,16 +37,9 @@ async def expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> No
         (f"{ctx.collection_path}/recent", {}),
         (f"{ctx.collection_path}/search", {"q": "conformance"}),
     ):
-        params = {**extra, "filter": value}
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-filter",
-            f"{label} was not 400 invalid-filter",
-            ctx.curl("GET", path, params=params),
-        )
+        await probe_problem(ctx, "GET", path, 400, "invalid-filter",
+                            f"{label} was not 400 invalid-filter",
+                            params={**extra, "filter": value})
 
 
 @check(
@@ -77,13 +70,10 @@ async def malformed(ctx: CheckContext) -> None:
         response = await ctx.request("GET", path, params={"filter": value})
         detail = (http.problem(response) or {}).get("detail")
         if not isinstance(detail, str) or not detail.strip():
-            ctx.fail(
-                f"400 for a filter that is {label} does not explain the problem",
-                expected="a problem with a non-empty detail",
-                received=response.text[:300],
-                evidence=ctx.evidence(response),
-                reproduce=ctx.curl("GET", path, params={"filter": value}),
-            )
+            fail_response(ctx, response,
+                          f"400 for a filter that is {label} does not explain the problem",
+                          "a problem with a non-empty detail", response.text[:300],
+                          ctx.curl("GET", path, params={"filter": value}))
 
 
 @check(
@@ -109,16 +99,8 @@ async def nested_metadata(ctx: CheckContext) -> None:
         if matches:
             expected.add(written["id"])
     term = {"metadata.a.b": 1}
-    recent = set(await own_ids(ctx, term))
-    if recent != expected:
-        ctx.fail(
-            "recent with a nested metadata filter returned the wrong documents",
-            expected=str(sorted(expected)),
-            received=str(sorted(recent)),
-            reproduce=ctx.curl(
-                "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
-            ),
-        )
+    await expect_selects(ctx, term, expected,
+                         "recent with a nested metadata filter returned the wrong documents")
     hits, reproduce = await search(
         ctx, {"q": "nested filter", "k": "10", "filter": ctx.own_filter(term)}
     )
@@ -157,17 +139,8 @@ async def operators(ctx: CheckContext) -> None:
         ({"$and": [{"metadata.v": {"$gt": 1}}, {"metadata.v": {"$lt": 6}}]}, pick("5")),
     ]
     for term, wanted in cases:
-        got = set(await own_ids(ctx, term))
-        if got != wanted:
-            ctx.fail(
-                f"filter {term} selected the wrong documents",
-                expected=str(sorted(wanted)),
-                received=str(sorted(got)),
-                evidence={"documents": ids},
-                reproduce=ctx.curl(
-                    "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
-                ),
-            )
+        await expect_selects(ctx, term, wanted, f"filter {term} selected the wrong documents",
+                             evidence={"documents": ids})
 
 
 @check(
@@ -195,13 +168,10 @@ async def padding_optional(ctx: CheckContext) -> None:
         body = response.json() if response.status_code == 200 else None
         ids = [i.get("id") for i in body.get("items", [])] if isinstance(body, dict) else None
         if ids != [first]:
-            ctx.fail(
-                f"a filter {'with' if value.endswith('=') else 'without'} padding was not honoured",
-                expected=f"200 with exactly [{first}]",
-                received=f"{response.status_code}: {response.text[:200]}",
-                evidence=ctx.evidence(response),
-                reproduce=reproduce,
-            )
+            padding = "with" if value.endswith("=") else "without"
+            fail_response(ctx, response, f"a filter {padding} padding was not honoured",
+                          f"200 with exactly [{first}]",
+                          f"{response.status_code}: {response.text[:200]}", reproduce)
 
 
 @check(
@@ -234,15 +204,7 @@ async def timestamp_instants(ctx: CheckContext) -> None:
         ),
     ]
     for term, names in cases:
-        got = set(await own_ids(ctx, term))
-        wanted = {ids[n] for n in names}
-        if got != wanted:
-            ctx.fail(
-                f"timestamp filter {term} selected the wrong documents",
-                expected=f"{sorted(names)} = {sorted(wanted)}",
-                received=str(sorted(got)),
-                evidence={"documents": {n: (ids[n], written[n]) for n in ids}},
-                reproduce=ctx.curl(
-                    "GET", f"{ctx.collection_path}/recent", params={"filter": ctx.own_filter(term)}
-                ),
-            )
+        await expect_selects(ctx, term, {ids[n] for n in names},
+                             f"timestamp filter {term} selected the wrong documents",
+                             names={doc: name for name, doc in ids.items()},
+                             evidence={"documents": {n: (ids[n], written[n]) for n in ids}})

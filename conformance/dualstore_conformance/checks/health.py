@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 from dualstore_conformance import client as http
-from dualstore_conformance.checks.http import expect_status
+from dualstore_conformance.checks.http import expect_status, fail_response, probe_status
 from dualstore_conformance.checks.sse_heartbeat import (
     cadence_evidence,
     heartbeat_times,
@@ -25,9 +25,8 @@ from dualstore_conformance.ssehelp import own_params, require_open
     rules=["HEALTH-001"],
 )
 async def health_shape(ctx: CheckContext) -> None:
-    response = await ctx.request("GET", "/v1/health")
-    reproduce = ctx.curl("GET", "/v1/health")
-    body = expect_status(ctx, response, 200, "health did not answer 200", reproduce)
+    body, response, reproduce = await probe_status(ctx, "GET", "/v1/health", 200,
+                                                   "health did not answer 200")
     problems = []
     if not isinstance(body, dict):
         problems.append("body is not a JSON object")
@@ -45,13 +44,9 @@ async def health_shape(ctx: CheckContext) -> None:
         if not isinstance(body.get("version"), str):
             problems.append("version is missing")
     if problems:
-        ctx.fail(
-            "health answer has the wrong shape",
-            expected='{ok: true, collections: [...], database: "up", heartbeat_seconds, version}',
-            received="; ".join(problems),
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "health answer has the wrong shape",
+                      '{ok: true, collections: [...], database: "up", heartbeat_seconds, version}',
+                      "; ".join(problems), reproduce)
 
 
 @check(
@@ -112,37 +107,21 @@ async def heartbeat_measured(ctx: CheckContext) -> None:
     rules=["HEALTH-005"],
 )
 async def collections_list(ctx: CheckContext) -> None:
-    response = await ctx.request("GET", "/v1/collections")
-    reproduce = ctx.curl("GET", "/v1/collections")
-    body = expect_status(ctx, response, 200, "/v1/collections did not answer 200", reproduce)
+    body, response, reproduce = await probe_status(ctx, "GET", "/v1/collections", 200,
+                                                   "/v1/collections did not answer 200")
     listed = body.get("collections") if isinstance(body, dict) else None
     if not (isinstance(listed, list) and all(isinstance(c, str) for c in listed)):
-        ctx.fail(
-            "/v1/collections has no list of names",
-            expected="{collections: [names]}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "/v1/collections has no list of names",
+                      "{collections: [names]}", response.text[:300], reproduce)
     health = await ctx.request("GET", "/v1/health")
     health_body = health.json() if health.status_code == 200 else {}
     from_health = health_body.get("collections") if isinstance(health_body, dict) else None
     if sorted(listed) != sorted(from_health or []):
-        ctx.fail(
-            "/v1/collections and health list different collections",
-            expected=f"the same names as health: {from_health}",
-            received=str(listed),
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "/v1/collections and health list different collections",
+                      f"the same names as health: {from_health}", str(listed), reproduce)
     if ctx.collection not in listed:
-        ctx.fail(
-            "the collection under test is not listed",
-            expected=f"{ctx.collection!r} in the list",
-            received=str(listed),
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "the collection under test is not listed",
+                      f"{ctx.collection!r} in the list", str(listed), reproduce)
 
 
 @check(
@@ -152,16 +131,11 @@ async def collections_list(ctx: CheckContext) -> None:
     level=Level.SHOULD,
 )
 async def metrics_prometheus(ctx: CheckContext) -> None:
-    response = await ctx.request("GET", "/metrics")
-    reproduce = ctx.curl("GET", "/metrics")
-    expect_status(ctx, response, 200, "/metrics did not answer 200", reproduce)
+    _, response, reproduce = await probe_status(ctx, "GET", "/metrics", 200,
+                                                "/metrics did not answer 200")
     media = http.media_type(response.headers)
     lines = [line for line in response.text.splitlines() if line and not line.startswith("#")]
     if media != "text/plain" or not lines or any(len(line.split()) < 2 for line in lines):
-        ctx.fail(
-            "/metrics is not Prometheus text exposition",
-            expected="text/plain; version=0.0.4 with 'name value' sample lines",
-            received=f"{response.headers.get('content-type')}: {response.text[:200]}",
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "/metrics is not Prometheus text exposition",
+                      "text/plain; version=0.0.4 with 'name value' sample lines",
+                      f"{response.headers.get('content-type')}: {response.text[:200]}", reproduce)

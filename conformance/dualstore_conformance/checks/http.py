@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -23,6 +23,78 @@ def problem_slug(response: httpx.Response) -> str | None:
     return judging.problem_slug(http.problem(response))
 
 
+def fail_response(
+    ctx: CheckContext,
+    response: httpx.Response,
+    title: str,
+    expected: str,
+    received: str,
+    reproduce: str,
+    rules: list[str] | None = None,
+) -> NoReturn:
+    """Fail the check with the response as evidence."""
+    ctx.fail(title, expected=expected, received=received, rules=rules,
+             evidence=ctx.evidence(response), reproduce=reproduce)
+
+
+def _send_kwargs(params: dict[str, Any] | None, headers: dict[str, str] | None,
+                 body: object | None) -> dict[str, Any]:
+    """ctx.request keywords for a query, headers and a body (bytes/str raw, else JSON)."""
+    kwargs: dict[str, Any] = {k: v for k, v in (("params", params), ("headers", headers)) if v}
+    if isinstance(body, bytes | str):
+        kwargs["content"] = body.encode() if isinstance(body, str) else body
+    elif body is not None:
+        kwargs["json"] = body
+    return kwargs
+
+
+async def probe_problem(
+    ctx: CheckContext,
+    method: str,
+    path: str,
+    status: int,
+    slugs: str | tuple[str, ...],
+    title: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    body: object | None = None,
+    rules: list[str] | None = None,
+) -> httpx.Response:
+    """Send a request; fail unless it is answered a ``status`` problem of one of ``slugs``."""
+    response = await ctx.request(method, path, **_send_kwargs(params, headers, body))
+    expect_problem(ctx, response, status, slugs, title,
+                   ctx.curl(method, path, headers=headers, body=body, params=params), rules)
+    return response
+
+
+async def probe_status(
+    ctx: CheckContext,
+    method: str,
+    path: str,
+    status: int,
+    title: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    body: object | None = None,
+    rules: list[str] | None = None,
+) -> tuple[Any, httpx.Response, str]:
+    """Send a request; fail unless it is answered ``status``: (JSON body or None, answer, curl)."""
+    response = await ctx.request(method, path, **_send_kwargs(params, headers, body))
+    reproduce = ctx.curl(method, path, headers=headers, body=body, params=params)
+    return expect_status(ctx, response, status, title, reproduce, rules), response, reproduce
+
+
+def items_of(ctx: CheckContext, body: Any, response: httpx.Response, title: str,
+             reproduce: str) -> list[Any]:
+    """The ``items`` list of a page or search answer; fail when it has none."""
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        fail_response(ctx, response, title, "{items: [...]}", response.text[:300], reproduce)
+    return items
+
+
 def expect_problem(
     ctx: CheckContext,
     response: httpx.Response,
@@ -39,16 +111,12 @@ def expect_problem(
         wanted, check_media_type=False)
     if errors:
         prefix = judging.problem_prefix()
-        ctx.fail(
-            title,
-            expected=f"{status} application/problem+json, type "
-            + " or ".join(prefix + s for s in wanted),
-            received=f"{response.status_code} {http.media_type(response.headers) or '-'}, "
+        fail_response(
+            ctx, response, title,
+            f"{status} application/problem+json, type " + " or ".join(prefix + s for s in wanted),
+            f"{response.status_code} {http.media_type(response.headers) or '-'}, "
             f"type {problem_slug(response)!r}: {response.text[:200]}",
-            rules=rules,
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+            reproduce, rules)
 
 
 def expect_status(
@@ -61,14 +129,8 @@ def expect_status(
 ) -> Any:
     """Fail unless the response has that status; return its JSON body (None if not JSON)."""
     if response.status_code != status:
-        ctx.fail(
-            title,
-            expected=f"{status}",
-            received=f"{response.status_code}: {response.text[:300]}",
-            rules=rules,
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, title, f"{status}",
+                      f"{response.status_code}: {response.text[:300]}", reproduce, rules)
     try:
         return response.json()
     except ValueError:
@@ -80,19 +142,10 @@ async def recent_own(
 ) -> tuple[list[dict[str, Any]], httpx.Response, str]:
     """This check's documents via recent (filtered on the run/check tag): items, response, curl."""
     params = {"filter": ctx.own_filter(extra), "limit": str(limit)}
-    path = f"{ctx.collection_path}/recent"
-    response = await ctx.request("GET", path, params=params)
-    reproduce = ctx.curl("GET", path, params=params)
-    body = expect_status(ctx, response, 200, "recent with a filter was not answered 200", reproduce)
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        ctx.fail(
-            "recent answer has no items list",
-            expected="{items: [...]}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+    body, response, reproduce = await probe_status(
+        ctx, "GET", f"{ctx.collection_path}/recent", 200,
+        "recent with a filter was not answered 200", params=params)
+    items = items_of(ctx, body, response, "recent answer has no items list", reproduce)
     return items, response, reproduce
 
 
@@ -136,15 +189,8 @@ def missing_collection_name() -> str:
 )
 async def unknown_route(ctx: CheckContext) -> None:
     for path in ("/conformance-no-such-route", f"{ctx.collection_path}/recent/conformance/extra"):
-        response = await ctx.request("GET", path)
-        expect_problem(
-            ctx,
-            response,
-            404,
-            "not-found",
-            f"GET {path} was not a 404 not-found problem",
-            ctx.curl("GET", path),
-        )
+        await probe_problem(ctx, "GET", path, 404, "not-found",
+                            f"GET {path} was not a 404 not-found problem")
 
 
 @check(
@@ -154,15 +200,8 @@ async def unknown_route(ctx: CheckContext) -> None:
 )
 async def unknown_collection(ctx: CheckContext) -> None:
     path = f"/v1/{missing_collection_name()}/recent"
-    response = await ctx.request("GET", path)
-    expect_problem(
-        ctx,
-        response,
-        404,
-        "unknown-collection",
-        "recent of an unknown collection was not 404 unknown-collection",
-        ctx.curl("GET", path),
-    )
+    await probe_problem(ctx, "GET", path, 404, "unknown-collection",
+                        "recent of an unknown collection was not 404 unknown-collection")
 
 
 @check(
@@ -183,28 +222,19 @@ async def method_not_allowed(ctx: CheckContext) -> None:
             # the harness's own probe table no longer fits the spec: nothing was sent
             ctx.unobserved(f"the spec documents {sorted(documented) or 'no methods'} for "
                            f"{template}: no undocumented method to probe with {method}")
-        response = await ctx.request(method, path, json={} if method in {"POST", "PUT"} else None)
-        reproduce = ctx.curl(method, path, body={} if method in {"POST", "PUT"} else None)
-        expect_problem(
-            ctx,
-            response,
-            405,
-            "method-not-allowed",
-            f"{method} {template} was not a 405 method-not-allowed problem",
-            reproduce,
-        )
+        body: dict[str, Any] | None = {} if method in {"POST", "PUT"} else None
+        response = await probe_problem(
+            ctx, method, path, 405, "method-not-allowed",
+            f"{method} {template} was not a 405 method-not-allowed problem", body=body)
         allow = {
             m.strip().upper() for m in response.headers.get("allow", "").split(",") if m.strip()
         }
         if not allow_lists_exactly(allow, documented):
-            ctx.fail(
-                f"405 for {method} {template} has a wrong Allow header",
-                expected=f"Allow: {', '.join(sorted(documented))} "
-                f"(HEAD and OPTIONS may also be listed)",
-                received=f"Allow: {response.headers.get('allow', '(missing)')}",
-                evidence=ctx.evidence(response),
-                reproduce=reproduce,
-            )
+            fail_response(
+                ctx, response, f"405 for {method} {template} has a wrong Allow header",
+                f"Allow: {', '.join(sorted(documented))} (HEAD and OPTIONS may also be listed)",
+                f"Allow: {response.headers.get('allow', '(missing)')}",
+                ctx.curl(method, path, body=body))
 
 
 @check(
@@ -213,19 +243,10 @@ async def method_not_allowed(ctx: CheckContext) -> None:
     rules=["HTTP-006", "HTTP-001"],
 )
 async def unsupported_media_type(ctx: CheckContext) -> None:
-    headers = {"Content-Type": "text/plain"}
-    body = "conformance: not json"
-    response = await ctx.request(
-        "POST", ctx.collection_path, content=body.encode(), headers=headers
-    )
-    expect_problem(
-        ctx,
-        response,
-        415,
-        "unsupported-media-type",
+    await probe_problem(
+        ctx, "POST", ctx.collection_path, 415, "unsupported-media-type",
         "POST with Content-Type text/plain was not 415 unsupported-media-type",
-        ctx.curl("POST", ctx.collection_path, headers=headers, body=body),
-    )
+        headers={"Content-Type": "text/plain"}, body="conformance: not json")
 
 
 @check(
@@ -236,15 +257,9 @@ async def unsupported_media_type(ctx: CheckContext) -> None:
 async def invalid_json(ctx: CheckContext) -> None:
     headers = {"Content-Type": "application/json"}
     for body in (b'{"text": "conformance', b"\xff\xfe{}"):
-        response = await ctx.request("POST", ctx.collection_path, content=body, headers=headers)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-json",
-            "POST with a malformed JSON body was not 400 invalid-json",
-            ctx.curl("POST", ctx.collection_path, headers=headers, body=body),
-        )
+        await probe_problem(ctx, "POST", ctx.collection_path, 400, "invalid-json",
+                            "POST with a malformed JSON body was not 400 invalid-json",
+                            headers=headers, body=body)
 
 
 @check(
@@ -254,33 +269,14 @@ async def invalid_json(ctx: CheckContext) -> None:
 )
 async def empty_optional_parameters(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
-    params = {"cursor": "", "filter": "", "limit": "1"}
-    response = await ctx.request("GET", path, params=params)
-    body = expect_status(
-        ctx,
-        response,
-        200,
-        "recent with empty cursor and filter was not 200",
-        ctx.curl("GET", path, params=params),
-    )
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        ctx.fail(
-            "recent with empty cursor and filter has no items list",
-            expected="{items: [...]}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path, params=params),
-        )
-    search = f"{ctx.collection_path}/search"
-    params = {"q": "conformance", "filter": ""}
-    response = await ctx.request("GET", search, params=params)
-    expect_status(
-        ctx,
-        response,
-        200,
-        "search with an empty filter was not 200",
-        ctx.curl("GET", search, params=params),
-    )
+    body, response, reproduce = await probe_status(
+        ctx, "GET", path, 200, "recent with empty cursor and filter was not 200",
+        params={"cursor": "", "filter": "", "limit": "1"})
+    items_of(ctx, body, response, "recent with empty cursor and filter has no items list",
+             reproduce)
+    await probe_status(ctx, "GET", f"{ctx.collection_path}/search", 200,
+                       "search with an empty filter was not 200",
+                       params={"q": "conformance", "filter": ""})
     # An empty Idempotency-Key is no key: the same body posted twice makes two documents.
     headers = {"Idempotency-Key": ""}
     text = ctx.unique_text("empty-key")
@@ -304,20 +300,11 @@ async def empty_optional_parameters(ctx: CheckContext) -> None:
 async def ui_page(ctx: CheckContext) -> None:
     response = await ctx.request("GET", "/v1/ui/")
     if response.status_code == 404:
-        expect_problem(
-            ctx,
-            response,
-            404,
-            "not-found",
-            "a disabled /v1/ui/ is not a 404 problem",
-            ctx.curl("GET", "/v1/ui/"),
-        )
+        expect_problem(ctx, response, 404, "not-found", "a disabled /v1/ui/ is not a 404 problem",
+                       ctx.curl("GET", "/v1/ui/"))
         return
     if response.status_code != 200 or http.media_type(response.headers) != "text/html":
-        ctx.fail(
-            "/v1/ui/ is neither an HTML page nor 404",
-            expected="200 text/html, or 404 not-found",
-            received=f"{response.status_code} {response.headers.get('content-type')}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", "/v1/ui/"),
-        )
+        fail_response(ctx, response, "/v1/ui/ is neither an HTML page nor 404",
+                      "200 text/html, or 404 not-found",
+                      f"{response.status_code} {response.headers.get('content-type')}",
+                      ctx.curl("GET", "/v1/ui/"))

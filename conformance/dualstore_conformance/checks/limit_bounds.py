@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from dualstore_conformance import client as http
-from dualstore_conformance.checks.http import expect_problem, problem_slug
+from dualstore_conformance.checks.http import expect_problem, fail_response, problem_slug
 from dualstore_conformance.checks.limit import body_of_size, limit_value
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
@@ -97,13 +97,10 @@ async def _judge(ctx: CheckContext, path: str, probes: list[Probe]) -> None:
                  for k, v in params.items()}
         if slug is None:
             if response.status_code != status:
-                ctx.fail(
-                    f"{label} was refused",
-                    expected=f"{status} (a value at the limit is accepted)",
-                    received=f"{response.status_code}: {response.text[:200]}",
-                    evidence=ctx.evidence(response),
-                    reproduce=ctx.curl("GET", path, params=shown),
-                )
+                fail_response(ctx, response, f"{label} was refused",
+                              f"{status} (a value at the limit is accepted)",
+                              f"{response.status_code}: {response.text[:200]}",
+                              ctx.curl("GET", path, params=shown))
         else:
             expect_problem(ctx, response, status, slug, f"{label} was not refused",
                            ctx.curl("GET", path, params=shown))
@@ -120,13 +117,11 @@ async def body_at_cap(ctx: CheckContext) -> None:
     raw = body_of_size(cap, ctx)
     response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
     if response.status_code not in (201, 422):
-        ctx.fail(
-            f"a body of exactly {cap} bytes (the cap) was not accepted for processing",
-            expected="201 (or 422 should the server judge the document itself invalid), not 413",
-            received=f"{response.status_code} type {problem_slug(response)!r}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("POST", ctx.collection_path, headers=headers, body=raw),
-        )
+        fail_response(ctx, response,
+                      f"a body of exactly {cap} bytes (the cap) was not accepted for processing",
+                      "201 (or 422 should the server judge the document itself invalid), not 413",
+                      f"{response.status_code} type {problem_slug(response)!r}",
+                      ctx.curl("POST", ctx.collection_path, headers=headers, body=raw))
     raw = body_of_size(cap + 1, ctx)
     response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
     expect_problem(ctx, response, 413, "payload-too-large",

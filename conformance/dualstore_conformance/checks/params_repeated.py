@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
-from dualstore_conformance.checks.http import expect_problem, expect_status
+from dualstore_conformance.checks.http import expect_problem, expect_status, fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import problem_errors
@@ -41,14 +41,9 @@ async def _a_cursor(ctx: CheckContext, own: str) -> str:
                          ctx.curl("GET", path, params=params))
     cursor = body.get("next") if isinstance(body, dict) else None
     if not isinstance(cursor, str) or not cursor:
-        ctx.fail(
-            "recent with limit=1 over two documents gave no next cursor",
-            expected="a string 'next'",
-            received=response.text[:300],
-            rules=["READ-003"],
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path, params=params),
-        )
+        fail_response(ctx, response, "recent with limit=1 over two documents gave no next cursor",
+                      "a string 'next'", response.text[:300], ctx.curl("GET", path, params=params),
+                      ["READ-003"])
     return cursor
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from dualstore_conformance.checks.http import expect_problem, expect_status, recent_own
+from dualstore_conformance.checks.http import (
+    fail_response,
+    probe_problem,
+    probe_status,
+    recent_own,
+)
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -19,27 +24,18 @@ from dualstore_conformance.registry import check
 async def read_by_id(ctx: CheckContext) -> None:
     written = await ctx.insert(metadata={"kind": "by-id"})
     path = f"{ctx.collection_path}/{written['id']}"
-    response = await ctx.request("GET", path)
-    doc = expect_status(
-        ctx,
-        response,
-        200,
-        "GET by id of a just-written document was not 200",
-        ctx.curl("GET", path),
-    )
+    doc, response, reproduce = await probe_status(
+        ctx, "GET", path, 200, "GET by id of a just-written document was not 200")
     body = written["body"]
     if not isinstance(doc, dict) or (doc.get("id"), doc.get("text"), doc.get("metadata")) != (
         written["id"],
         body["text"],
         body["metadata"],
     ):
-        ctx.fail(
-            "GET by id returned something other than the document written",
-            expected=f"id={written['id']} text={body['text']!r} metadata={body['metadata']!r}",
-            received=response.text[:400],
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path),
-        )
+        fail_response(
+            ctx, response, "GET by id returned something other than the document written",
+            f"id={written['id']} text={body['text']!r} metadata={body['metadata']!r}",
+            response.text[:400], reproduce)
 
 
 @check(
@@ -50,15 +46,8 @@ async def read_by_id(ctx: CheckContext) -> None:
 async def unknown_id(ctx: CheckContext) -> None:
     for doc_id in (uuid.uuid4().hex, "conformance%20not%20an%20id"):
         path = f"{ctx.collection_path}/{doc_id}"
-        response = await ctx.request("GET", path)
-        expect_problem(
-            ctx,
-            response,
-            404,
-            "not-found",
-            f"GET of unknown id {doc_id!r} was not 404",
-            ctx.curl("GET", path),
-        )
+        await probe_problem(ctx, "GET", path, 404, "not-found",
+                            f"GET of unknown id {doc_id!r} was not 404")
 
 
 @check(
@@ -91,20 +80,15 @@ async def recent_order(ctx: CheckContext) -> None:
 async def recent_limit(ctx: CheckContext) -> None:
     for _ in range(3):
         await ctx.insert()
-    path = f"{ctx.collection_path}/recent"
-    params = {"filter": ctx.own_filter(), "limit": "2"}
-    response = await ctx.request("GET", path, params=params)
-    reproduce = ctx.curl("GET", path, params=params)
-    body = expect_status(ctx, response, 200, "recent with limit=2 was not 200", reproduce)
+    body, response, reproduce = await probe_status(
+        ctx, "GET", f"{ctx.collection_path}/recent", 200, "recent with limit=2 was not 200",
+        params={"filter": ctx.own_filter(), "limit": "2"})
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or len(items) != 2 or not body.get("next"):
-        ctx.fail(
+        fail_response(
+            ctx, response,
             "recent with limit=2 over 3 documents did not answer 2 items and a next cursor",
-            expected="2 items and next",
-            received=response.text[:400],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+            "2 items and next", response.text[:400], reproduce)
 
 
 @check(
@@ -125,11 +109,8 @@ async def cursor_stability(ctx: CheckContext) -> None:
     visited: list[str] = []
     inserted: list[str] = []
     for page in range(10):
-        response = await ctx.request("GET", path, params=params)
-        reproduce = ctx.curl("GET", path, params=params)
-        body = expect_status(
-            ctx, response, 200, f"page {page + 1} of recent was not 200", reproduce
-        )
+        body, _, reproduce = await probe_status(
+            ctx, "GET", path, 200, f"page {page + 1} of recent was not 200", params=params)
         visited += [str(i.get("id")) for i in body.get("items", [])]
         # Newer documents and one with a timestamp inside the range already paged arrive
         # between page requests: neither may cause a repeat or a skip of the original ones.
@@ -171,19 +152,26 @@ async def cursor_stability(ctx: CheckContext) -> None:
 async def invalid_cursor(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for cursor in ("conformance-not-a-cursor", "eyJub3QiOiJhIGN1cnNvciJ9", "!!"):
-        params = {"cursor": cursor}
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-cursor",
-            f"cursor {cursor!r} was not 400 invalid-cursor",
-            ctx.curl("GET", path, params=params),
-        )
+        await probe_problem(ctx, "GET", path, 400, "invalid-cursor",
+                            f"cursor {cursor!r} was not 400 invalid-cursor",
+                            params={"cursor": cursor})
 
 
 async def own_ids(ctx: CheckContext, extra: dict[str, Any] | None = None) -> list[str]:
     """Ids of this check's documents (optionally with extra filter terms) via recent."""
     items, _, _ = await recent_own(ctx, extra)
     return [str(i.get("id")) for i in items]
+
+
+async def expect_selects(ctx: CheckContext, term: dict[str, Any], wanted: set[str], title: str,
+                         names: dict[str, str] | None = None,
+                         evidence: dict[str, Any] | None = None) -> None:
+    """Fail unless recent, filtered on term, lists exactly the wanted documents of this check
+    (``names``: labels to show for ids)."""
+    got = set(await own_ids(ctx, term))
+    if got != wanted:
+        label = (names or {}).get
+        ctx.fail(title, expected=str(sorted(label(d, d) for d in wanted)),
+                 received=str(sorted(label(d, d) for d in got)), evidence=evidence,
+                 reproduce=ctx.curl("GET", f"{ctx.collection_path}/recent",
+                                    params={"filter": ctx.own_filter(term)}))

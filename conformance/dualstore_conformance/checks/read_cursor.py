@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from dualstore_conformance.checks.http import expect_problem, expect_status
+from dualstore_conformance.checks.http import expect_problem, probe_status
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -73,9 +73,8 @@ def tampered(cursor: str) -> list[tuple[str, str]]:
 
 async def _page(ctx: CheckContext, params: dict[str, str]) -> tuple[dict[str, Any], str]:
     path = f"{ctx.collection_path}/recent"
-    response = await ctx.request("GET", path, params=params)
-    reproduce = ctx.curl("GET", path, params=params)
-    body = expect_status(ctx, response, 200, "a page of recent was not 200", reproduce)
+    body, response, reproduce = await probe_status(ctx, "GET", path, 200,
+                                                   "a page of recent was not 200", params=params)
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         ctx.fail("recent answer has no items list", expected="{items: [...]}",
                  received=response.text[:300], evidence=ctx.evidence(response),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from dualstore_conformance.checks.http import expect_problem, expect_status
+from dualstore_conformance.checks.http import items_of, probe_problem, probe_status
 from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
@@ -14,20 +14,10 @@ from dualstore_conformance.registry import check
 
 async def search(ctx: CheckContext, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """GET search with params; fail unless 200 with an items list; return (items, curl)."""
-    path = f"{ctx.collection_path}/search"
-    response = await ctx.request("GET", path, params=params)
-    reproduce = ctx.curl("GET", path, params=params)
-    body = expect_status(ctx, response, 200, "search was not answered 200", reproduce)
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        ctx.fail(
-            "search answer has no items list",
-            expected="{items: [...]}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
-    return items, reproduce
+    body, response, reproduce = await probe_status(
+        ctx, "GET", f"{ctx.collection_path}/search", 200, "search was not answered 200",
+        params=params)
+    return items_of(ctx, body, response, "search answer has no items list", reproduce), reproduce
 
 
 @check(
@@ -109,12 +99,6 @@ async def q_required(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
     longest = limit_value(ctx.limits, "search_q_max_length")
     for params in ({}, {"q": ""}, {"q": "x" * (longest + 1)}):
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-request",
-            f"search with q={str(params.get('q', '(missing)'))[:20]!r} was not 400",
-            ctx.curl("GET", path, params=params),
-        )
+        await probe_problem(ctx, "GET", path, 400, "invalid-request",
+                            f"search with q={str(params.get('q', '(missing)'))[:20]!r} was not 400",
+                            params=params)

@@ -7,11 +7,18 @@ import asyncio
 import contextlib
 import time
 
+from dualstore_conformance import stream_judging
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.limits import stream_cap
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
-from dualstore_conformance.ssehelp import own_params, problem_errors, problem_type, spec_facts
+from dualstore_conformance.ssehelp import (
+    expect_stream_problem,
+    fail_stream,
+    own_params,
+    problem_type,
+    spec_facts,
+)
 from dualstore_conformance.streams import StreamReader
 
 PACE = 0.2
@@ -74,21 +81,6 @@ async def _fill(
     return opened, None
 
 
-def _retry_after_ok(value: str | None) -> bool:
-    if value is None:
-        return False
-    value = value.strip()
-    if value.isdigit():
-        return True
-    from email.utils import parsedate_to_datetime
-
-    try:
-        parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 @check(
     id="sse-cap-too-many-streams",
     title="Cap: the stream past the per-IP cap gets 429 too-many-streams with Retry-After",
@@ -109,19 +101,11 @@ async def too_many_streams(ctx: CheckContext) -> None:
                 received=f"{len(opened)} streams open, all 200",
                 reproduce=opened[-1].reproduce() if opened else "",
             )
-        errors = problem_errors(ctx, refused.status, refused.headers, refused.body, 429,
-                                "too-many-streams")
-        if not _retry_after_ok(refused.headers.get("retry-after")):
-            errors.append(f"Retry-After {refused.headers.get('retry-after')!r} is not "
-                          "delay-seconds or an HTTP date")
-        if errors:
-            ctx.fail(
-                "A stream past the cap was not refused with 429 too-many-streams + Retry-After",
-                expected="429 application/problem+json too-many-streams with Retry-After",
-                received=f"after {len(opened)} open streams: " + "; ".join(errors),
-                evidence=refused.evidence(),
-                reproduce=refused.reproduce(),
-            )
+        expect_stream_problem(
+            refused, 429, "too-many-streams",
+            "A stream past the cap was not refused with 429 too-many-streams + Retry-After",
+            f"after {len(opened)} open streams",
+            stream_judging.delay_or_date_errors(refused.headers.get("retry-after")))
 
 
 @check(
@@ -170,13 +154,9 @@ async def slot_released(ctx: CheckContext) -> None:
         opened, refused = await _fill(ctx, stack, cap)
         if refused is not None and refused.status == 429 and not opened:
             # Exclusive: no other check holds a stream, and _fill waited for slots.
-            ctx.fail(
-                "Streams that earlier checks closed still hold every slot",
-                expected=f"a stream accepted (this run holds no stream; cap {cap})",
-                received="429 after the release grace: closed streams' slots never came back",
-                evidence=refused.evidence(),
-                reproduce=refused.reproduce(),
-            )
+            fail_stream(refused, "Streams that earlier checks closed still hold every slot",
+                        f"a stream accepted (this run holds no stream; cap {cap})",
+                        "429 after the release grace: closed streams' slots never came back")
         if refused is None or refused.status != 429 or not opened:
             ctx.unobserved(f"could not reach the cap ({len(opened)} open, "
                            f"{'no refusal' if refused is None else refused.status}); "
@@ -195,10 +175,7 @@ async def slot_released(ctx: CheckContext) -> None:
             if sent > limit:
                 break
             await asyncio.sleep(PACE)
-        ctx.fail(
-            "A disconnected stream's slot was not released in time",
-            expected=f"a new stream accepted within {limit:g} s of the disconnect",
-            received=f"attempts (seconds after disconnect when sent, status): {attempts[-6:]}",
-            evidence={"attempts": attempts, **reader.evidence()},
-            reproduce=reader.reproduce(),
-        )
+        fail_stream(reader, "A disconnected stream's slot was not released in time",
+                    f"a new stream accepted within {limit:g} s of the disconnect",
+                    f"attempts (seconds after disconnect when sent, status): {attempts[-6:]}",
+                    attempts=attempts)

@@ -11,9 +11,10 @@ from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     doc_ids,
+    expect_stream_problem,
+    fail_stream,
     open_and_ready,
     own_params,
-    problem_errors,
     require_open,
 )
 
@@ -51,13 +52,10 @@ async def exact_matches(ctx: CheckContext) -> None:
         expected = [i for i in order if kinds.get(i) == "match"]
         got = doc_ids(filtered.events_of("insert"))
         if got != expected or len(order) != len(PLAN):
-            ctx.fail(
-                "A filtered stream did not deliver exactly the matching documents",
-                expected=f"{expected} (matches, in the collection's delivery order)",
-                received=f"{got}",
-                evidence={"unfiltered_order": order, "kinds": kinds, **filtered.evidence()},
-                reproduce=filtered.reproduce(),
-            )
+            fail_stream(filtered,
+                        "A filtered stream did not deliver exactly the matching documents",
+                        f"{expected} (matches, in the collection's delivery order)", f"{got}",
+                        unfiltered_order=order, kinds=kinds)
 
 
 def _b64(raw: bytes) -> str:
@@ -82,16 +80,9 @@ async def invalid(ctx: CheckContext) -> None:
     """Undecodable, non-JSON and unsafe filters are refused."""
     for label, value in INVALID:
         async with ctx.open_stream({"filter": value}) as reader:
-            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
-                                    "invalid-filter")
-            if errors:
-                ctx.fail(
-                    "An invalid stream filter was not refused with 400 invalid-filter",
-                    expected="400 application/problem+json, type invalid-filter",
-                    received=f"{label}: " + "; ".join(errors),
-                    evidence={"filter": value, **reader.evidence()},
-                    reproduce=reader.reproduce(),
-                )
+            expect_stream_problem(reader, 400, "invalid-filter",
+                                  "An invalid stream filter was not refused with 400 "
+                                  "invalid-filter", label, filter=value)
 
 
 @check(
@@ -107,14 +98,9 @@ async def resume(ctx: CheckContext) -> None:
         first = await ctx.insert(metadata={"kind": "match"})
         events = await reader.collect(1, ctx.scaled(10.0))
         if not events or doc_ids(events) != [first["id"]]:
-            ctx.fail(
-                "A filtered stream did not deliver a matching document",
-                expected=f"insert event for {first['id']}",
-                received=f"{doc_ids(events)}",
-                rules=["SSE-FILTER-001"],
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "A filtered stream did not deliver a matching document",
+                        f"insert event for {first['id']}", f"{doc_ids(events)}",
+                        ["SSE-FILTER-001"])
         token = events[0].last_event_id
     missed = []
     for kind in ("other", "match", "other", "match"):
@@ -132,12 +118,7 @@ async def resume(ctx: CheckContext) -> None:
         got = doc_ids(reader.events_of("insert"))
         want = [*missed, live["id"]]
         if got != want:
-            ctx.fail(
-                "Resuming a filtered stream did not replay exactly the missed matches",
-                expected=f"{want}",
-                received=f"{got}",
-                evidence={"non_matching_live": live_other["id"],
-                          "last_event_id": token, **reader.evidence()},
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "Resuming a filtered stream did not replay exactly the missed "
+                        "matches", f"{want}", f"{got}", non_matching_live=live_other["id"],
+                        last_event_id=token)
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from dualstore_conformance.client import media_type
+from dualstore_conformance import stream_judging
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
@@ -14,6 +15,7 @@ from dualstore_conformance.ssehelp import (
     doc_ids,
     doc_of,
     event_dict,
+    fail_stream,
     open_and_ready,
     own_params,
     require_open,
@@ -24,6 +26,16 @@ from dualstore_conformance.ssehelp import (
 KNOWN_TYPES = {"insert", "heartbeat"}
 
 
+async def _judge_header(ctx: CheckContext, name: str, holds: Callable[[str], bool],
+                        title: str, expected: str) -> None:
+    """Open an own stream; fail unless header ``name`` holds (absent counts as empty)."""
+    async with ctx.open_stream(own_params(ctx)) as reader:
+        await require_open(ctx, reader)
+        value = reader.headers.get(name, "")
+        if not holds(value):
+            fail_stream(reader, title, expected, value or f"(no {name})")
+
+
 @check(
     id="sse-frame-content-type",
     title="Stream: 200 with Content-Type text/event-stream",
@@ -32,20 +44,9 @@ KNOWN_TYPES = {"insert", "heartbeat"}
 )
 async def content_type(ctx: CheckContext) -> None:
     """The stream answers 200 text/event-stream (a charset=utf-8 parameter allowed)."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
-        value = reader.headers.get("content-type", "")
-        params = [p.strip().lower().replace(" ", "") for p in value.split(";")[1:]]
-        if media_type(reader.headers) != "text/event-stream" or any(
-            p and p not in ("charset=utf-8", 'charset="utf-8"') for p in params
-        ):
-            ctx.fail(
-                "Stream Content-Type is not text/event-stream",
-                expected="text/event-stream (optionally ; charset=utf-8)",
-                received=value or "(no Content-Type)",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+    await _judge_header(ctx, "Content-Type", stream_judging.event_stream_type_ok,
+                        "Stream Content-Type is not text/event-stream",
+                        "text/event-stream (optionally ; charset=utf-8)")
 
 
 @check(
@@ -56,18 +57,9 @@ async def content_type(ctx: CheckContext) -> None:
 )
 async def cache_control(ctx: CheckContext) -> None:
     """The stream response carries Cache-Control: no-cache."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
-        value = reader.headers.get("cache-control", "")
-        directives = {d.strip().lower() for d in value.split(",")}
-        if "no-cache" not in directives:
-            ctx.fail(
-                "Stream response lacks Cache-Control: no-cache",
-                expected="Cache-Control including no-cache",
-                received=value or "(no Cache-Control)",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+    await _judge_header(ctx, "Cache-Control", stream_judging.no_cache_ok,
+                        "Stream response lacks Cache-Control: no-cache",
+                        "Cache-Control including no-cache")
 
 
 @check(
@@ -78,17 +70,8 @@ async def cache_control(ctx: CheckContext) -> None:
 )
 async def no_buffering(ctx: CheckContext) -> None:
     """The stream response carries X-Accel-Buffering: no."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
-        value = reader.headers.get("x-accel-buffering", "")
-        if value.strip().lower() != "no":
-            ctx.fail(
-                "Stream response lacks X-Accel-Buffering: no",
-                expected="X-Accel-Buffering: no",
-                received=value or "(header absent)",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+    await _judge_header(ctx, "X-Accel-Buffering", stream_judging.no_buffering_ok,
+                        "Stream response lacks X-Accel-Buffering: no", "X-Accel-Buffering: no")
 
 
 @check(
@@ -107,13 +90,9 @@ async def sent_on_open(ctx: CheckContext) -> None:
         remaining = max(0.0, start + limit - _now())
         ok = await reader.wait_for(lambda r: bool(r.items) or r.parser.blocks > 0, remaining)
         if not ok:
-            ctx.fail(
-                "Nothing complete was sent when the stream opened",
-                expected=f"an event, a comment or a complete block within {limit:.1f} s",
-                received=f"{len(reader.raw)} bytes: {bytes(reader.raw[:200])!r}",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "Nothing complete was sent when the stream opened",
+                        f"an event, a comment or a complete block within {limit:.1f} s",
+                        f"{len(reader.raw)} bytes: {bytes(reader.raw[:200])!r}")
 
 
 @check(
@@ -137,13 +116,8 @@ async def open_retry_heartbeat(ctx: CheckContext) -> None:
         elif first.type != "heartbeat":
             problems.append(f"first event is {first.type!r}, not heartbeat")
         if problems:
-            ctx.fail(
-                "Stream does not open with retry + heartbeat",
-                expected="retry: <ms> then event: heartbeat on open",
-                received="; ".join(problems),
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "Stream does not open with retry + heartbeat",
+                        "retry: <ms> then event: heartbeat on open", "; ".join(problems))
 
 
 @check(
@@ -160,75 +134,46 @@ async def insert_event(ctx: CheckContext) -> None:
         inserted = await ctx.insert(text=text, metadata={"nested": {"k": [1, "two"]}})
         wait = ctx.scaled(5.0)
         event = await reader.next_event(wait, type="insert")
-        reproduce = reader.reproduce()
         if event is None:
-            ctx.fail(
-                "The inserted document was not sent as an insert event",
-                expected=f"event: insert for document {inserted['id']} within {wait:g} s",
-                received=f"events: {[event_dict(e) for e in reader.events][:5]}",
-                rules=["SSE-FRAME-006"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "The inserted document was not sent as an insert event",
+                        f"event: insert for document {inserted['id']} within {wait:g} s",
+                        f"events: {[event_dict(e) for e in reader.events][:5]}",
+                        ["SSE-FRAME-006"])
         if not event.id_set:
-            ctx.fail(
-                "Insert event has no id field",
-                expected="id: <resume token> in the insert event's block",
-                received=json.dumps(event_dict(event)),
-                rules=["SSE-FRAME-006"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Insert event has no id field",
+                        "id: <resume token> in the insert event's block",
+                        json.dumps(event_dict(event)),
+                        ["SSE-FRAME-006"])
         if not token_grammar().match(event.last_event_id):
-            ctx.fail(
-                "Insert event id is outside the token grammar",
-                expected=f"id matching {token_grammar().pattern}",
-                received=repr(event.last_event_id),
-                rules=["SSE-FRAME-007"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Insert event id is outside the token grammar",
+                        f"id matching {token_grammar().pattern}",
+                        repr(event.last_event_id),
+                        ["SSE-FRAME-007"])
         if "\n" in event.data:
-            ctx.fail(
-                "Insert event data spans several data lines",
-                expected="a single data: line of compact JSON",
-                received=repr(event.data[:300]),
-                rules=["SSE-FRAME-006"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Insert event data spans several data lines",
+                        "a single data: line of compact JSON",
+                        repr(event.data[:300]),
+                        ["SSE-FRAME-006"])
         doc = doc_of(event)
         errors = doc_errors(doc) if doc is not None else ["data is not a JSON object"]
         if errors:
-            ctx.fail(
-                "Insert event data is not a valid Doc",
-                expected="JSON valid against the Doc schema",
-                received="; ".join(errors) + f" in {event.data[:300]!r}",
-                rules=["SSE-FRAME-006"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Insert event data is not a valid Doc",
+                        "JSON valid against the Doc schema",
+                        "; ".join(errors) + f" in {event.data[:300]!r}",
+                        ["SSE-FRAME-006"])
         assert doc is not None
         if doc.get("id") != inserted["id"] or doc.get("text") != text:
-            ctx.fail(
-                "Insert event carries another document",
-                expected=f"id {inserted['id']} with the inserted text",
-                received=f"id {doc.get('id')!r} text {str(doc.get('text'))[:80]!r}",
-                rules=["SSE-FRAME-006"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Insert event carries another document",
+                        f"id {inserted['id']} with the inserted text",
+                        f"id {doc.get('id')!r} text {str(doc.get('text'))[:80]!r}",
+                        ["SSE-FRAME-006"])
         try:
             reader.raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            ctx.fail(
-                "Stream bytes are not UTF-8",
-                expected="UTF-8 encoded event stream",
-                received=str(error),
-                rules=["SSE-FRAME-008"],
-                evidence=reader.evidence(),
-                reproduce=reproduce,
-            )
+            fail_stream(reader, "Stream bytes are not UTF-8",
+                        "UTF-8 encoded event stream",
+                        str(error),
+                        ["SSE-FRAME-008"])
 
 
 @check(
@@ -257,25 +202,17 @@ async def event_types(ctx: CheckContext) -> None:
         await reader.wait_for(lambda r: False, ctx.scaled(0.5))
         for event in reader.events:
             if event.type not in KNOWN_TYPES:
-                ctx.fail(
-                    "Stream sent an event of an undocumented type",
-                    expected="event types insert and heartbeat only",
-                    received=json.dumps(event_dict(event)),
-                    rules=["SSE-FRAME-009"],
-                    evidence=reader.evidence(),
-                    reproduce=reader.reproduce(),
-                )
+                fail_stream(reader, "Stream sent an event of an undocumented type",
+                            "event types insert and heartbeat only",
+                            json.dumps(event_dict(event)),
+                            ["SSE-FRAME-009"])
             if event.id_set and event.last_event_id and not token_grammar().match(
                 event.last_event_id
             ):
-                ctx.fail(
-                    "Event id is outside the token grammar",
-                    expected=f"id matching {token_grammar().pattern}",
-                    received=repr(event.last_event_id),
-                    rules=["SSE-FRAME-007"],
-                    evidence=reader.evidence(),
-                    reproduce=reader.reproduce(),
-                )
+                fail_stream(reader, "Event id is outside the token grammar",
+                            f"id matching {token_grammar().pattern}",
+                            repr(event.last_event_id),
+                            ["SSE-FRAME-007"])
 
 
 def _now() -> float:

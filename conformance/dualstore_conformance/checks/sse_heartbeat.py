@@ -19,6 +19,7 @@ from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import (
     doc_ids,
     event_dict,
+    fail_stream,
     open_and_ready,
     own_params,
     require_open,
@@ -129,14 +130,9 @@ async def heartbeat_format(ctx: CheckContext) -> None:
         for event in reader.events_of("heartbeat"):
             errors = heartbeat_errors(event)
             if errors:
-                ctx.fail(
-                    "Heartbeat event is malformed",
-                    expected='event: heartbeat, no id field, data {"t": "<Timestamp>"} on '
-                             "one line",
-                    received="; ".join(errors),
-                    evidence={"event": event_dict(event), **reader.evidence()},
-                    reproduce=reader.reproduce(),
-                )
+                fail_stream(reader, "Heartbeat event is malformed",
+                            'event: heartbeat, no id field, data {"t": "<Timestamp>"} on one line',
+                            "; ".join(errors), event=event_dict(event))
 
 
 @check(
@@ -213,14 +209,9 @@ async def filtered_cadence(ctx: CheckContext) -> None:
                 await task
         inserts = reader.events_of("insert")
         if inserts:
-            ctx.fail(
-                "A filtered stream delivered documents its filter does not match",
-                expected="no insert event (every document written has kind 'other')",
-                received=f"insert events for {doc_ids(inserts)[:5]}",
-                rules=["SSE-FILTER-001"],
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "A filtered stream delivered documents its filter does not match",
+                        "no insert event (every document written has kind 'other')",
+                        f"insert events for {doc_ids(inserts)[:5]}", ["SSE-FILTER-001"])
         times = heartbeat_times(reader)[:3]
         if not times:
             ctx.unobserved("the filtered stream sent no heartbeat at all, not even on open "

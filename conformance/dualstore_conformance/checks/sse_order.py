@@ -15,6 +15,7 @@ from dualstore_conformance.ssehelp import (
     doc_ids,
     doc_of,
     event_dict,
+    fail_stream,
     insert_many,
     open_and_ready,
     own_params,
@@ -121,14 +122,9 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
         token = sequence[position][1]
         async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as resumed:
             if resumed.status != 200:
-                ctx.fail(
-                    "Resuming from a delivered event id was refused",
-                    expected="200 and a replay of the events after it",
-                    received=f"{resumed.status} {resumed.body[:200]!r}",
-                    rules=["SSE-ORDER-003"],
-                    evidence=resumed.evidence(),
-                    reproduce=resumed.reproduce(),
-                )
+                fail_stream(resumed, "Resuming from a delivered event id was refused",
+                            "200 and a replay of the events after it",
+                            f"{resumed.status} {resumed.body[:200]!r}", ["SSE-ORDER-003"])
             want = sequence[position + 1:]
             await resumed.collect(len(want), ctx.scaled(10.0))
             await asyncio.sleep(ctx.scaled(0.2))
@@ -174,14 +170,9 @@ async def committed_before_event(ctx: CheckContext) -> None:
                     break
                 doc_id = (doc_of(event) or {}).get("id")
                 if not isinstance(doc_id, str) or not doc_id:
-                    ctx.fail(
-                        "An insert event carries no document id",
-                        expected="insert event data: a Doc with a string id",
-                        received=repr(event.data[:300]),
-                        rules=["SSE-FRAME-006"],
-                        evidence={"event": event_dict(event), **reader.evidence()},
-                        reproduce=reader.reproduce(),
-                    )
+                    fail_stream(reader, "An insert event carries no document id",
+                                "insert event data: a Doc with a string id",
+                                repr(event.data[:300]), ["SSE-FRAME-006"], event=event_dict(event))
                 path = f"{ctx.collection_path}/{doc_id}"
                 response = await ctx.request("GET", path)
                 if response.status_code != 200:
@@ -218,13 +209,9 @@ async def start_point(ctx: CheckContext) -> None:
         await asyncio.sleep(ctx.scaled(0.3))
         ids = doc_ids(reader.events_of("insert"))
         if before["id"] in ids or ids.count(after["id"]) != 1 or len(ids) != 1:
-            ctx.fail(
-                "A stream without a resume token did not start at its open",
-                expected=f"only {after['id']} (committed after the open), once",
-                received=f"insert events for {ids}",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader, "A stream without a resume token did not start at its open",
+                        f"only {after['id']} (committed after the open), once",
+                        f"insert events for {ids}")
 
 
 @check(
@@ -245,13 +232,8 @@ async def latency(ctx: CheckContext) -> None:
             wait = ctx.scaled(10.0)
             event = await reader.next_event(wait, type="insert")
             if event is None:
-                ctx.fail(
-                    "An insert did not reach the open stream",
-                    expected=f"insert event for {sent['id']}",
-                    received=f"nothing within {wait:g} s",
-                    evidence=reader.evidence(),
-                    reproduce=reader.reproduce(),
-                )
+                fail_stream(reader, "An insert did not reach the open stream",
+                            f"insert event for {sent['id']}", f"nothing within {wait:g} s")
             received_at = next(t for t, item in reversed(reader.items) if item is event)
             delays.append(max(0.0, received_at - answered))
         worst = max(delays)

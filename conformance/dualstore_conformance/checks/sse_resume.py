@@ -15,10 +15,11 @@ from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     doc_ids,
+    expect_stream_problem,
+    fail_stream,
     insert_many,
     open_and_ready,
     own_params,
-    problem_errors,
     require_open,
 )
 
@@ -32,14 +33,9 @@ async def _history(
         await insert_many(ctx, count, writers=writers, label=label)
         events = await reader.collect(count, ctx.scaled(10.0))
         if len(events) < count:
-            ctx.fail(
-                "Inserted documents did not reach the stream (needed to test resuming)",
-                expected=f"{count} insert events",
-                received=f"{len(events)}",
-                rules=["SSE-ORDER-001"],
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(
+                reader, "Inserted documents did not reach the stream (needed to test resuming)",
+                f"{count} insert events", f"{len(events)}", ["SSE-ORDER-001"])
         return list(zip(doc_ids(events), [e.last_event_id for e in events], strict=True))
 
 
@@ -64,14 +60,10 @@ async def _resumed(
         want = [*expected_replay, live["id"]]
         del replayed
         if got != want:
-            ctx.fail(
-                f"Stream opened with {what} did not replay exactly the missed events, then live",
-                expected=f"documents {want}",
-                received=f"documents {got}",
-                rules=rules,
-                evidence={"request_headers": headers or {}, **reader.evidence()},
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader,
+                        f"Stream opened with {what} did not replay exactly the missed events, "
+                        "then live", f"documents {want}", f"documents {got}", rules,
+                        request_headers=headers or {})
 
 
 @check(
@@ -168,16 +160,9 @@ async def malformed(ctx: CheckContext) -> None:
     """Tokens outside the grammar, since values that are neither token nor time."""
     for label, headers, params in MALFORMED:
         async with ctx.open_stream(own_params(ctx, **params), headers=headers) as reader:
-            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
-                                    "invalid-resume-token")
-            if errors:
-                ctx.fail(
-                    "A malformed resume token was not rejected with 400 invalid-resume-token",
-                    expected="400 application/problem+json, type invalid-resume-token",
-                    received=f"{label}: " + "; ".join(errors),
-                    evidence=reader.evidence(),
-                    reproduce=reader.reproduce(),
-                )
+            expect_stream_problem(
+                reader, 400, "invalid-resume-token",
+                "A malformed resume token was not rejected with 400 invalid-resume-token", label)
 
 
 @check(
@@ -218,17 +203,9 @@ async def unknown_token(ctx: CheckContext) -> None:
     """A huge number and a random string, both inside the token grammar."""
     for token in ("9" * 17, f"never-issued.{uuid.uuid4().hex}"):
         async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as reader:
-            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
-                                    "invalid-resume-token")
-            if errors:
-                ctx.fail(
-                    "A never-issued resume token was not rejected",
-                    expected="400 invalid-resume-token",
-                    received=f"Last-Event-ID {token!r}: " + "; ".join(errors),
-                    evidence=reader.evidence(),
-                    reproduce=reader.reproduce(),
-                    severity="medium",
-                )
+            expect_stream_problem(reader, 400, "invalid-resume-token",
+                                  "A never-issued resume token was not rejected",
+                                  f"Last-Event-ID {token!r}", severity="medium")
 
 
 JOIN_REPLAYED = 12

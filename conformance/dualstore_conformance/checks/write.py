@@ -10,7 +10,12 @@ from typing import Any
 
 import httpx
 
-from dualstore_conformance.checks.http import expect_problem, expect_status, recent_own
+from dualstore_conformance.checks.http import (
+    expect_problem,
+    expect_status,
+    fail_response,
+    recent_own,
+)
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -47,13 +52,9 @@ async def created_location(ctx: CheckContext) -> None:
     location = response.headers.get("location", "")
     expected = f"{ctx.collection_path}/{written['id']}"
     if not (location == expected or (location.endswith(expected) and "://" in location)):
-        ctx.fail(
-            "201 has no Location naming the new document",
-            expected=f"Location: {expected}",
-            received=f"Location: {location or '(missing)'}",
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("POST", ctx.collection_path, body=written["body"]),
-        )
+        fail_response(ctx, response, "201 has no Location naming the new document",
+                      f"Location: {expected}", f"Location: {location or '(missing)'}",
+                      ctx.curl("POST", ctx.collection_path, body=written["body"]))
 
 
 @check(
@@ -76,13 +77,8 @@ async def read_your_writes(ctx: CheckContext) -> None:
         or doc.get("id") != written["id"]
         or doc.get("text") != written["body"]["text"]
     ):
-        ctx.fail(
-            "GET of the Location returned another document",
-            expected=f"id {written['id']} with the text written",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response, "GET of the Location returned another document",
+                      f"id {written['id']} with the text written", response.text[:300], reproduce)
 
 
 @check(
@@ -161,13 +157,9 @@ async def timestamp_normalised(ctx: CheckContext) -> None:
         path, response, doc = await _read_back(ctx, written["id"])
         got = doc.get("timestamp") if isinstance(doc, dict) else None
         if got != wanted:
-            ctx.fail(
-                "timestamp was not normalised to UTC with milliseconds and Z",
-                expected=f"{sent} -> {wanted}",
-                received=repr(got),
-                evidence=ctx.evidence(response),
-                reproduce=ctx.curl("GET", path),
-            )
+            fail_response(ctx, response,
+                          "timestamp was not normalised to UTC with milliseconds and Z",
+                          f"{sent} -> {wanted}", repr(got), ctx.curl("GET", path))
 
 
 @check(
@@ -232,13 +224,9 @@ async def default_metadata(ctx: CheckContext) -> None:
     doc_id = created.get("id") if isinstance(created, dict) else None
     path, response, doc = await _read_back(ctx, doc_id)
     if not isinstance(doc, dict) or doc.get("metadata") != {}:
-        ctx.fail(
-            "a document written without metadata does not read back with metadata {}",
-            expected="metadata: {}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=ctx.curl("GET", path),
-        )
+        fail_response(ctx, response,
+                      "a document written without metadata does not read back with metadata {}",
+                      "metadata: {}", response.text[:300], ctx.curl("GET", path))
 
 
 @check(
@@ -255,13 +243,9 @@ async def idempotent_replay(ctx: CheckContext) -> None:
         ctx, response, 201, "a replayed POST with the same key was not 201", reproduce
     )
     if not isinstance(again, dict) or again.get("id") != first["id"]:
-        ctx.fail(
-            "a replayed POST with the same Idempotency-Key answered another id",
-            expected=f"id {first['id']}",
-            received=response.text[:300],
-            evidence=ctx.evidence(response),
-            reproduce=reproduce,
-        )
+        fail_response(ctx, response,
+                      "a replayed POST with the same Idempotency-Key answered another id",
+                      f"id {first['id']}", response.text[:300], reproduce)
     items, _, recent_reproduce = await recent_own(ctx)
     if len(items) != 1:
         ctx.fail(

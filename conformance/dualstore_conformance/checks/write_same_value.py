@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from dualstore_conformance.checks.http import expect_status, recent_own
+from dualstore_conformance.checks.http import expect_status, fail_response, recent_own
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -53,13 +53,9 @@ async def same_json_value(ctx: CheckContext) -> None:
             f"a retry with the same key and the same JSON value ({label}) was not 201",
             reproduce)
         if not isinstance(again, dict) or again.get("id") != first_id:
-            ctx.fail(
-                f"a retry with the same key and the same JSON value ({label}) answered another id",
-                expected=f"id {first_id}",
-                received=response.text[:300],
-                evidence=ctx.evidence(response),
-                reproduce=reproduce,
-            )
+            fail_response(ctx, response, f"a retry with the same key and the same JSON value "
+                          f"({label}) answered another id",
+                          f"id {first_id}", response.text[:300], reproduce)
     items, _, recent_reproduce = await recent_own(ctx)
     if [item.get("id") for item in items] != [first_id]:
         ctx.fail(
