@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import dualstore_spec
+
 from dualstore_conformance.model import Level
 
 if TYPE_CHECKING:
@@ -41,12 +43,13 @@ def check(
     id: str,
     title: str,
     rules: list[str],
-    level: Level = Level.MUST,
+    level: Level | None = None,
     timeout_s: float = 30.0,
     tags: tuple[str, ...] = (),
     exclusive: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register an async check function under id."""
+    """Register an async check function under id; its level is its first rule's level in the
+    spec unless given."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if id in REGISTRY:
@@ -54,7 +57,7 @@ def check(
         REGISTRY[id] = CheckSpec(
             id=id,
             title=title,
-            level=level,
+            level=first_rule_level(id, rules) if level is None else level,
             rules=tuple(rules),
             function=function,
             timeout_s=timeout_s,
@@ -64,6 +67,14 @@ def check(
         return function
 
     return register
+
+
+def first_rule_level(check_id: str, rules: list[str]) -> Level:
+    """The spec's level (rules.yaml) of the first rule a check cites."""
+    rule = dualstore_spec.rules_by_id().get(rules[0]) if rules else None
+    if rule is None:
+        raise ValueError(f"check {check_id} cites no rule of the spec first: {rules}")
+    return Level(rule["level"])
 
 
 def load_all() -> dict[str, CheckSpec]:

@@ -13,7 +13,6 @@ import httpx
 from dualstore_conformance import judging
 from dualstore_conformance.checks.http import fail_response, problem_slug
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import fail_stream
 
@@ -71,11 +70,20 @@ async def auth_required(ctx: CheckContext) -> bool:
                            params={"limit": "1"}))
 
 
-def _require_token(ctx: CheckContext) -> str:
+def require_token(ctx: CheckContext,
+                  why: str = "a valid token is needed to prove it is accepted") -> str:
+    """The run's token; skip (not configured) when none was given, saying why it is needed."""
     if not ctx.target.token:
-        ctx.skip("no --token given: a valid token is needed to prove it is accepted",
-                 why="not-configured")
+        ctx.skip(f"no --token given: {why}", why="not-configured")
     return ctx.target.token
+
+
+async def token_and_auth_required(ctx: CheckContext, why: str) -> str:
+    """The run's token (skip without one), once the target is seen to refuse requests
+    without it (skip when authentication is off)."""
+    token = require_token(ctx, why)
+    await auth_required(ctx)
+    return token
 
 
 def _challenge_problems(status: int, headers: Any, slug: str | None) -> list[str]:
@@ -137,7 +145,7 @@ def _slug_of(body: Any) -> str | None:
     timeout_s=60.0,
 )
 async def bearer_accepted(ctx: CheckContext) -> None:
-    _require_token(ctx)
+    require_token(ctx)
     for method, path, kwargs in _operations(ctx):
         response = await unlimited(ctx, method, path, **kwargs)
         if response.status_code == 401:
@@ -157,7 +165,7 @@ async def bearer_accepted(ctx: CheckContext) -> None:
     rules=["AUTH-003"],
 )
 async def stream_access_token(ctx: CheckContext) -> None:
-    token = _require_token(ctx)
+    token = require_token(ctx)
     async with ctx.open_stream(params={"access_token": token}, auth=False) as stream:
         if stream.status != 200:
             fail_stream(stream, "the stream refused a valid access_token query parameter",
@@ -168,12 +176,11 @@ async def stream_access_token(ctx: CheckContext) -> None:
     id="auth-access-token-only-on-stream",
     title="Auth: access_token is not honoured on operations other than the stream",
     rules=["AUTH-004"],
-    level=Level.SHOULD,
     timeout_s=60.0,
 )
 async def access_token_only_on_stream(ctx: CheckContext) -> None:
-    token = _require_token(ctx)
-    await auth_required(ctx)
+    token = await token_and_auth_required(
+        ctx, "a valid token is needed to prove the query token is refused")
     path = f"{ctx.collection_path}/recent"
     params = {"access_token": token, "limit": "1"}
     response = await unlimited(ctx, "GET", path, auth=False, params=params)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.checks.auth import token_and_auth_required
 from dualstore_conformance.checks.http import fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
@@ -27,11 +27,7 @@ def near_misses(token: str) -> list[tuple[str, str]]:
     rules=["AUTH-001"],
 )
 async def token_exact_match(ctx: CheckContext) -> None:
-    token = ctx.target.token
-    if not token:
-        ctx.skip("no --token given: near misses of a valid token cannot be built",
-                 why="not-configured")
-    await auth_required(ctx)
+    token = await token_and_auth_required(ctx, "near misses of a valid token cannot be built")
     path = f"{ctx.collection_path}/recent"
     for label, wrong in near_misses(token):
         headers = {"Authorization": f"Bearer {wrong}"}

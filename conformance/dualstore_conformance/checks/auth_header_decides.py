@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.checks.auth import token_and_auth_required
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import fail_stream
@@ -29,11 +29,8 @@ def unusable_headers(token: str) -> list[tuple[str, str]]:
     rules=["AUTH-008"],
 )
 async def header_decides(ctx: CheckContext) -> None:
-    token = ctx.target.token
-    if not token:
-        ctx.skip("no --token given: a valid access_token is needed beside the header",
-                 why="not-configured")
-    await auth_required(ctx)
+    token = await token_and_auth_required(
+        ctx, "a valid access_token is needed beside the header")
     params = {"access_token": token}
     async with ctx.open_stream(params=params, auth=False) as alone:
         if alone.status != 200:

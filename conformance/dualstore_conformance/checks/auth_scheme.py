@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dualstore_conformance.checks.auth import auth_required
+from dualstore_conformance.checks.auth import token_and_auth_required
 from dualstore_conformance.checks.http import fail_response
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
@@ -19,11 +19,8 @@ SCHEME_SPELLINGS = ("bearer", "BEARER", "bEaReR")
     rules=["AUTH-007", "AUTH-002"],
 )
 async def scheme_case_insensitive(ctx: CheckContext) -> None:
-    token = ctx.target.token
-    if not token:
-        ctx.skip("no --token given: a valid token is needed to prove the scheme is accepted",
-                 why="not-configured")
-    await auth_required(ctx)
+    token = await token_and_auth_required(
+        ctx, "a valid token is needed to prove the scheme is accepted")
     path = f"{ctx.collection_path}/recent"
     for scheme in SCHEME_SPELLINGS:
         headers = {"Authorization": f"{scheme} {token}"}

@@ -14,7 +14,6 @@ from dualstore_conformance.checks.sse_heartbeat import (
     tolerance,
 )
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import own_params, require_open
 
@@ -128,7 +127,6 @@ async def collections_list(ctx: CheckContext) -> None:
     id="health-metrics-prometheus",
     title="Health: /metrics answers the Prometheus text format",
     rules=["HEALTH-006"],
-    level=Level.SHOULD,
 )
 async def metrics_prometheus(ctx: CheckContext) -> None:
     _, response, reproduce = await probe_status(ctx, "GET", "/metrics", 200,

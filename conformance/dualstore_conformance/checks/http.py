@@ -11,7 +11,6 @@ import httpx
 from dualstore_conformance import client as http
 from dualstore_conformance import judging
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -295,7 +294,6 @@ async def empty_optional_parameters(ctx: CheckContext) -> None:
     id="http-ui-page-or-404",
     title="HTTP: /v1/ui/ serves an HTML page, or 404 not-found when the deployment disables it",
     rules=["HTTP-014"],
-    level=Level.MAY,
 )
 async def ui_page(ctx: CheckContext) -> None:
     response = await ctx.request("GET", "/v1/ui/")

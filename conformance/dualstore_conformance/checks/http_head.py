@@ -16,7 +16,6 @@ from dualstore_spec import facts
 
 from dualstore_conformance.checks.http import problem_slug
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 
 
@@ -41,7 +40,6 @@ def head_errors(get_status: int, get_type: str | None, head_status: int,
     id="http-head",
     title="HEAD on a GET path: the GET's status and headers without content, or 405",
     rules=["HTTP-021"],
-    level=Level.MAY,
 )
 async def head(ctx: CheckContext) -> None:
     doc_id = (await ctx.insert())["id"]

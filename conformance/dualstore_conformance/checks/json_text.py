@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 
-from dualstore_conformance.checks.http import expect_problem, problem_slug
+from dualstore_conformance.checks.http import probe_problem, problem_slug
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -45,11 +45,8 @@ def raw_filter(raw_json: bytes) -> str:
 )
 async def lone_surrogate_body(ctx: CheckContext) -> None:
     for label, raw in BODY_PROBES:
-        response = await ctx.request("POST", ctx.collection_path, content=raw, headers=JSON)
-        expect_problem(
-            ctx, response, 400, "invalid-json", f"{label} was not refused as invalid JSON",
-            ctx.curl("POST", ctx.collection_path, headers=JSON, body=raw),
-        )  # fmt: skip
+        await probe_problem(ctx, "POST", ctx.collection_path, 400, "invalid-json",
+                            f"{label} was not refused as invalid JSON", body=raw, headers=JSON)
 
 
 @check(
@@ -61,11 +58,8 @@ async def lone_surrogate_filter(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for label, raw in FILTER_PROBES:
         params = {"filter": raw_filter(raw)}
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx, response, 400, "invalid-filter", f"{label} was not refused",
-            ctx.curl("GET", path, params=params),
-        )  # fmt: skip
+        await probe_problem(ctx, "GET", path, 400, "invalid-filter", f"{label} was not refused",
+                            params=params)
 
 
 @check(
@@ -91,9 +85,6 @@ async def deep_nesting(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     params = {"filter": raw_filter(b'{"metadata.k":' + b"[" * FILTER_DEPTH
                                    + b"]" * FILTER_DEPTH + b"}")}  # fmt: skip
-    response = await ctx.request("GET", path, params=params)
-    expect_problem(
-        ctx, response, 400, "invalid-filter",
-        f"a filter nesting arrays {FILTER_DEPTH} deep was not refused",
-        ctx.curl("GET", path, params=params),
-    )  # fmt: skip
+    await probe_problem(ctx, "GET", path, 400, "invalid-filter",
+                        f"a filter nesting arrays {FILTER_DEPTH} deep was not refused",
+                        params=params)

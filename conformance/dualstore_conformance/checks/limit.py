@@ -14,7 +14,7 @@ from dualstore_spec.facts import SpecError
 
 from dualstore_conformance import burst, judging
 from dualstore_conformance import client as http
-from dualstore_conformance.checks.http import expect_problem
+from dualstore_conformance.checks.http import expect_problem, fail_response, probe_problem
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.pacing import UNPACED
 from dualstore_conformance.registry import check
@@ -47,15 +47,8 @@ async def page_limit(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for value in (str(top + 1), "0", "-1", "ten", "1.5"):
         params = {"limit": value}
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-request",
-            f"recent with limit={value} was not 400",
-            ctx.curl("GET", path, params=params),
-        )
+        await probe_problem(ctx, "GET", path, 400, "invalid-request",
+                            f"recent with limit={value} was not 400", params=params)
 
 
 @check(
@@ -68,15 +61,8 @@ async def search_k(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
     for value in (str(top + 1), "0", "many"):
         params = {"q": "conformance", "k": value}
-        response = await ctx.request("GET", path, params=params)
-        expect_problem(
-            ctx,
-            response,
-            400,
-            "invalid-request",
-            f"search with k={value} was not 400",
-            ctx.curl("GET", path, params=params),
-        )
+        await probe_problem(ctx, "GET", path, 400, "invalid-request",
+                            f"search with k={value} was not 400", params=params)
 
 
 def body_of_size(size: int, ctx: CheckContext) -> bytes:
@@ -98,15 +84,9 @@ async def body_too_large(ctx: CheckContext) -> None:
     cap = limit_value(ctx.limits, "max_body_bytes")
     raw = body_of_size(cap + 1, ctx)
     headers = {"Content-Type": "application/json"}
-    response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
-    expect_problem(
-        ctx,
-        response,
-        413,
-        "payload-too-large",
-        f"a {cap + 1}-byte body was not 413 payload-too-large",
-        ctx.curl("POST", ctx.collection_path, headers=headers, body=raw),
-    )
+    await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large",
+                        f"a {cap + 1}-byte body was not 413 payload-too-large", body=raw,
+                        headers=headers)
 
 
 def _long_filter(cap: int, over: bool) -> str:
@@ -256,13 +236,9 @@ async def rate_limited(ctx: CheckContext) -> None:
             if name.lower() not in limited.headers:
                 problems.append(f"{name} missing")
         if problems:
-            ctx.fail(
-                "a 429 lacks the headers a client needs to back off",
-                expected="Retry-After (whole seconds >= 1), RateLimit, RateLimit-Policy",
-                received="; ".join(problems),
-                evidence=ctx.evidence(limited),
-                reproduce=ctx.curl("GET", path),
-            )
+            fail_response(ctx, limited, "a 429 lacks the headers a client needs to back off",
+                          "Retry-After (whole seconds >= 1), RateLimit, RateLimit-Policy",
+                          "; ".join(problems), ctx.curl("GET", path))
     finally:
         # Leave the bucket refilled for whoever comes next.
         wait = limited.headers.get("retry-after", "1")

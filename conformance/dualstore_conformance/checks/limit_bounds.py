@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 
 from dualstore_conformance import client as http
-from dualstore_conformance.checks.http import expect_problem, fail_response, problem_slug
+from dualstore_conformance.checks.http import (
+    expect_problem,
+    fail_response,
+    probe_problem,
+    problem_slug,
+)
 from dualstore_conformance.checks.limit import body_of_size, limit_value
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
@@ -123,10 +128,9 @@ async def body_at_cap(ctx: CheckContext) -> None:
                       f"{response.status_code} type {problem_slug(response)!r}",
                       ctx.curl("POST", ctx.collection_path, headers=headers, body=raw))
     raw = body_of_size(cap + 1, ctx)
-    response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
-    expect_problem(ctx, response, 413, "payload-too-large",
-                   f"a body of {cap + 1} bytes (the cap + 1) was not 413",
-                   ctx.curl("POST", ctx.collection_path, headers=headers, body=raw))
+    await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large",
+                        f"a body of {cap + 1} bytes (the cap + 1) was not 413", body=raw,
+                        headers=headers)
 
 
 @check(

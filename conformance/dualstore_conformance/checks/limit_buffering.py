@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 
 DECLARED_BODY_BYTES = 8 * 1024 * 1024
@@ -115,7 +114,6 @@ def verdict(observation: BodyObservation) -> str:
     id="limit-body-not-buffered",
     title="Limits: an oversized body is refused without reading past the cap",
     rules=["LIMIT-002", "LIMIT-001"],
-    level=Level.SHOULD,
     timeout_s=30.0,
 )
 async def body_not_buffered(ctx: CheckContext) -> None:

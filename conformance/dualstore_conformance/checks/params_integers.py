@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from dualstore_conformance.checks.http import expect_problem, expect_status
+from dualstore_conformance.checks.http import expect_status, probe_problem
 from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
@@ -48,12 +48,9 @@ async def _judge(ctx: CheckContext, path: str, name: str, value: int, fixed: str
                   ctx.curl("GET", target))
     for label, spelled in spellings(value):
         target = f"{prefix}{name}={spelled}"
-        response = await ctx.request("GET", target)
-        expect_problem(
-            ctx, response, 400, "invalid-request",
-            f"{name} written with {label} ({name}={spelled}) was not 400 invalid-request",
-            ctx.curl("GET", target),
-        )
+        await probe_problem(ctx, "GET", target, 400, "invalid-request",
+                            f"{name} written with {label} ({name}={spelled}) was not 400 "
+                            "invalid-request")
 
 
 @check(

@@ -10,7 +10,6 @@ import time
 from dualstore_conformance import stream_judging
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.limits import stream_cap
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     expect_stream_problem,
@@ -113,7 +112,6 @@ async def too_many_streams(ctx: CheckContext) -> None:
     title="Cap: the per-IP cap in force is the declared one (x-dualstore-limits.stream_cap_per_ip "
           "unless --stream-cap says otherwise)",
     rules=["SSE-CAP-003"],
-    level=Level.SHOULD,
     timeout_s=40,
     exclusive=True,
 )

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from dualstore_conformance import stream_judging
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
-from dualstore_conformance.registry import check
+from dualstore_conformance.registry import CheckFunction, check
 from dualstore_conformance.ssehelp import (
     doc_errors,
     doc_ids,
@@ -26,52 +25,39 @@ from dualstore_conformance.ssehelp import (
 KNOWN_TYPES = {"insert", "heartbeat"}
 
 
-async def _judge_header(ctx: CheckContext, name: str, holds: Callable[[str], bool],
-                        title: str, expected: str) -> None:
-    """Open an own stream; fail unless header ``name`` holds (absent counts as empty)."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
-        value = reader.headers.get(name, "")
-        if not holds(value):
-            fail_stream(reader, title, expected, value or f"(no {name})")
-
-
-@check(
-    id="sse-frame-content-type",
-    title="Stream: 200 with Content-Type text/event-stream",
-    rules=["SSE-FRAME-001"],
-    timeout_s=15,
+HEADER_CHECKS: tuple[tuple[str, str, str, str, Callable[[str], bool], str, str], ...] = (
+    ("sse-frame-content-type", "Stream: 200 with Content-Type text/event-stream",
+     "SSE-FRAME-001", "Content-Type", stream_judging.event_stream_type_ok,
+     "Stream Content-Type is not text/event-stream",
+     "text/event-stream (optionally ; charset=utf-8)"),
+    ("sse-frame-cache-control", "Stream: Cache-Control no-cache",
+     "SSE-FRAME-002", "Cache-Control", stream_judging.no_cache_ok,
+     "Stream response lacks Cache-Control: no-cache", "Cache-Control including no-cache"),
+    ("sse-frame-no-proxy-buffering", "Stream: X-Accel-Buffering no",
+     "SSE-FRAME-003", "X-Accel-Buffering", stream_judging.no_buffering_ok,
+     "Stream response lacks X-Accel-Buffering: no", "X-Accel-Buffering: no"),
 )
-async def content_type(ctx: CheckContext) -> None:
-    """The stream answers 200 text/event-stream (a charset=utf-8 parameter allowed)."""
-    await _judge_header(ctx, "Content-Type", stream_judging.event_stream_type_ok,
-                        "Stream Content-Type is not text/event-stream",
-                        "text/event-stream (optionally ; charset=utf-8)")
+"""(check id, check title, rule, header, predicate on its value, failure title, expected)."""
 
 
-@check(
-    id="sse-frame-cache-control",
-    title="Stream: Cache-Control no-cache",
-    rules=["SSE-FRAME-002"],
-    timeout_s=15,
-)
-async def cache_control(ctx: CheckContext) -> None:
-    """The stream response carries Cache-Control: no-cache."""
-    await _judge_header(ctx, "Cache-Control", stream_judging.no_cache_ok,
-                        "Stream response lacks Cache-Control: no-cache",
-                        "Cache-Control including no-cache")
+def header_check(name: str, holds: Callable[[str], bool], title: str,
+                 expected: str) -> CheckFunction:
+    """A check that opens an own stream and fails unless header ``name`` holds (absent
+    counts as empty)."""
+
+    async def judge(ctx: CheckContext) -> None:
+        async with ctx.open_stream(own_params(ctx)) as reader:
+            await require_open(ctx, reader)
+            value = reader.headers.get(name, "")
+            if not holds(value):
+                fail_stream(reader, title, expected, value or f"(no {name})")
+
+    return judge
 
 
-@check(
-    id="sse-frame-no-proxy-buffering",
-    title="Stream: X-Accel-Buffering no",
-    rules=["SSE-FRAME-003"],
-    timeout_s=15,
-)
-async def no_buffering(ctx: CheckContext) -> None:
-    """The stream response carries X-Accel-Buffering: no."""
-    await _judge_header(ctx, "X-Accel-Buffering", stream_judging.no_buffering_ok,
-                        "Stream response lacks X-Accel-Buffering: no", "X-Accel-Buffering: no")
+for _id, _title, _rule, _name, _holds, _fails, _expected in HEADER_CHECKS:
+    check(id=_id, title=_title, rules=[_rule], timeout_s=15)(
+        header_check(_name, _holds, _fails, _expected))
 
 
 @check(
@@ -99,7 +85,6 @@ async def sent_on_open(ctx: CheckContext) -> None:
     id="sse-frame-open-retry-heartbeat",
     title="Stream: opens with a retry hint, then a heartbeat",
     rules=["SSE-FRAME-005"],
-    level=Level.SHOULD,
     timeout_s=15,
 )
 async def open_retry_heartbeat(ctx: CheckContext) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 from dualstore_sse import Event
 
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.pacing import UNPACED
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import (
@@ -244,7 +243,6 @@ async def filtered_cadence(ctx: CheckContext) -> None:
     id="sse-heartbeat-default-interval",
     title="Heartbeat: the default interval is 15 s",
     rules=["SSE-HEARTBEAT-003"],
-    level=Level.SHOULD,
     timeout_s=10,
 )
 async def default_interval(ctx: CheckContext) -> None:

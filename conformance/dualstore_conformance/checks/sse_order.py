@@ -9,7 +9,6 @@ import time
 from collections import Counter
 
 from dualstore_conformance.context import CheckContext
-from dualstore_conformance.model import Level
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     doc_ids,
@@ -218,7 +217,6 @@ async def start_point(ctx: CheckContext) -> None:
     id="sse-order-latency",
     title="Order: under light load an insert reaches an open stream within 2 s",
     rules=["SSE-ORDER-006"],
-    level=Level.SHOULD,
     timeout_s=30,
 )
 async def latency(ctx: CheckContext) -> None:
