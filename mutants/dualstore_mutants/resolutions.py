@@ -140,27 +140,34 @@ def nested_key_unchecked(app: ASGIApp, settings: Settings) -> ASGIApp:
     """The metadata key length is checked on the top level only: a nested key of 257
     characters is stored (cut to 256 here) instead of 422 validation-failed (WRITE-011)."""
     cap = spec_facts.current().max_body_bytes
+    longest = int(_metadata_limit("max_key_length"))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_collection_post(scope):
+        if not _within_cap(scope, cap):
             await app(scope, receive, send)
             return
         raw = await read_body(receive)
-        longest = int(_metadata_limit("max_key_length"))
-        if len(raw) <= cap:
-            try:
-                body = json.loads(raw)
-            except (ValueError, RecursionError):
-                body = None
-            if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
-                body["metadata"] = _truncate_nested_keys(body["metadata"], longest, 1)
-                changed = dump(body)
-                if json.loads(changed) != json.loads(raw):
-                    raw = changed
+        try:
+            body = json.loads(raw)
+            metadata = body.get("metadata") if isinstance(body, dict) else None
+            if isinstance(metadata, dict):
+                cut = _truncate_nested_keys(metadata, longest, 1)
+                if cut != metadata:
+                    raw = dump({**body, "metadata": cut})
                     scope = with_request_header(scope, "content-length", str(len(raw)))
+        except (ValueError, RecursionError, UnicodeError):
+            pass  # not this mutant's business: the reference answers it
         await app(scope, replaying(raw, receive), send)
 
     return middleware
+
+
+def _within_cap(scope: Scope, cap: int) -> bool:
+    """A collection POST declaring a Content-Length within the cap (others pass untouched,
+    so the mutants never buffer what the reference would refuse unread)."""
+    length = request_header(scope, "content-length") if is_http(scope) else None
+    return (_is_collection_post(scope) and length is not None and length.isdigit()
+            and int(length) <= cap)
 
 
 def _metadata_limit(name: str) -> Any:
@@ -201,8 +208,10 @@ def deep_body_500(app: ASGIApp, settings: Settings) -> ASGIApp:
     """A body nested 20,000 deep (within the body cap) overflows the parser's recursion and
     the uncaught error answers 500 (WRITE-012)."""
 
+    cap = spec_facts.current().max_body_bytes
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_collection_post(scope):
+        if not _within_cap(scope, cap):
             await app(scope, receive, send)
             return
         raw = await read_body(receive)
@@ -257,11 +266,13 @@ def filter_instant_rounded(app: ASGIApp, settings: Settings) -> ASGIApp:
         changed = []
         for key, value in pairs:
             if key == "filter":
-                expression = _decode_filter(value)
-                if expression is not None:
+                try:
+                    expression = _decode_filter(value)
                     rounded = _round_timestamps(expression)
-                    if rounded != expression:
+                    if expression is not None and rounded != expression:
                         value = base64.urlsafe_b64encode(dump(rounded)).decode().rstrip("=")
+                except (RecursionError, UnicodeError):
+                    pass  # too deep or not text for this mutant: the reference refuses it
             changed.append((key, value))
         return scope if changed == pairs else with_query(scope, changed)
 
