@@ -118,6 +118,18 @@ def expect_problem(
             reproduce, rules)
 
 
+def expect_at_bound(ctx: CheckContext, response: httpx.Response, label: str, status: int,
+                    slug: str | None, reproduce: str, past: str = "was not refused") -> None:
+    """A probe at or past a limit: at it (``slug`` None) the answer must be ``status``; past
+    it, a ``status`` problem ``slug`` (the title says the probe ``past``)."""
+    if slug is not None:
+        expect_problem(ctx, response, status, slug, f"{label} {past}", reproduce)
+    elif response.status_code != status:
+        fail_response(ctx, response, f"{label} was refused",
+                      f"{status} (a value at the limit is accepted)",
+                      f"{response.status_code}: {response.text[:200]}", reproduce)
+
+
 def expect_status(
     ctx: CheckContext,
     response: httpx.Response,

@@ -133,16 +133,13 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
                 differences = [
                     (i, a, b) for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b
                 ]
-                ctx.fail(
-                    "An event id does not identify its position in the delivery order",
-                    expected=f"resuming after event {position} ({token!r}) replays the "
-                             f"{len(want)} documents that followed it, in order, same ids",
-                    received=f"{len(got)} events; first differences (position, expected "
-                             f"(doc, id), received): {differences[:3]}",
-                    rules=["SSE-ORDER-003"],
-                    evidence={"delivered": sequence, "replayed": got, **resumed.evidence()},
-                    reproduce=resumed.reproduce(),
-                )
+                fail_stream(resumed,
+                            "An event id does not identify its position in the delivery order",
+                            f"resuming after event {position} ({token!r}) replays the "
+                            f"{len(want)} documents that followed it, in order, same ids",
+                            f"{len(got)} events; first differences (position, expected "
+                            f"(doc, id), received): {differences[:3]}",
+                            ["SSE-ORDER-003"], delivered=sequence, replayed=got)
 
 
 @check(

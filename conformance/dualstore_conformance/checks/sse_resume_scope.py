@@ -14,9 +14,10 @@ from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     doc_ids,
+    expect_stream_problem,
+    fail_stream,
     open_and_ready,
     own_params,
-    problem_errors,
     settle,
     token_grammar,
 )
@@ -52,18 +53,10 @@ async def never_issued(ctx: CheckContext) -> None:
             async with ctx.open_stream(own_params(ctx, **params), headers=headers) as reader:
                 if reader.status == 200:
                     continue
-                errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
-                                        "invalid-resume-token")
-                if errors:
-                    ctx.fail(
-                        "a well-formed resume token the server never issued was answered "
-                        "with neither 400 invalid-resume-token nor a stream",
-                        expected="400 application/problem+json invalid-resume-token, or 200 "
-                        "text/event-stream",
-                        received=f"{label}: " + "; ".join(errors),
-                        evidence=reader.evidence(),
-                        reproduce=reader.reproduce(),
-                    )
+                expect_stream_problem(
+                    reader, 400, "invalid-resume-token",
+                    "a well-formed resume token the server never issued was answered with "
+                    "neither 400 invalid-resume-token nor a stream", label)
 
 
 @check(
@@ -91,14 +84,11 @@ async def since_live_unfiltered(ctx: CheckContext) -> None:
                                                          (now, "timestamp now"))
                    if doc not in got]
         if missing:
-            ctx.fail(
-                f"a stream opened with since={since} (an hour ahead) left out live documents "
-                "by their timestamp",
-                expected="both documents committed after the stream opened delivered live",
-                received=f"missing {missing}; delivered {got}",
-                evidence=reader.evidence(),
-                reproduce=reader.reproduce(),
-            )
+            fail_stream(reader,
+                        f"a stream opened with since={since} (an hour ahead) left out live "
+                        "documents by their timestamp",
+                        "both documents committed after the stream opened delivered live",
+                        f"missing {missing}; delivered {got}")
 
 
 async def other_collection(ctx: CheckContext) -> str:
@@ -149,16 +139,10 @@ async def own_collection(ctx: CheckContext) -> None:
     foreign = [await post_to(ctx, other, "after the token")]
     async with ctx.open_stream(own_params(ctx), headers={"Last-Event-ID": token}) as reader:
         if reader.status != 200:
-            errors = problem_errors(ctx, reader.status, reader.headers, reader.body, 400,
-                                    "invalid-resume-token")
-            if errors:
-                ctx.fail(
-                    "a token from another collection's stream was answered with neither 400 "
-                    "invalid-resume-token nor a stream",
-                    expected="400 invalid-resume-token, or a resume in this collection",
-                    received="; ".join(errors),
-                    evidence=reader.evidence(), reproduce=reader.reproduce(),
-                )
+            expect_stream_problem(
+                reader, 400, "invalid-resume-token",
+                "a token from another collection's stream was answered with neither 400 "
+                "invalid-resume-token nor a stream", f"Last-Event-ID from {other}")
             return
         await open_and_ready(reader, ctx)
         foreign.append(await post_to(ctx, other, "live"))
@@ -167,13 +151,10 @@ async def own_collection(ctx: CheckContext) -> None:
                                         ctx.scaled(DELIVERY_WAIT))
         strays = [doc for doc in doc_ids(reader.events_of("insert")) if doc in foreign]
         if strays:
-            ctx.fail(
-                f"a stream of {ctx.collection} resumed with a token from {other}'s stream "
-                f"delivered {other}'s documents",
-                expected=f"only documents of {ctx.collection}",
-                received=f"documents {strays} of {other}",
-                evidence=reader.evidence(), reproduce=reader.reproduce(),
-            )
+            fail_stream(reader,
+                        f"a stream of {ctx.collection} resumed with a token from {other}'s "
+                        f"stream delivered {other}'s documents",
+                        f"only documents of {ctx.collection}", f"documents {strays} of {other}")
         if not arrived:
             ctx.unobserved(f"this collection's own live document {own} never reached the "
                            "resumed stream, so what it delivers could not be judged")
