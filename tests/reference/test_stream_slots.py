@@ -62,6 +62,38 @@ def test_leases_cap_release_renew_and_takeover(mongodb_uri: str) -> None:
     asyncio.run(main())
 
 
+def test_renewal_by_owner_deletes_orphans_and_is_indexed(mongodb_uri: str) -> None:
+    # Renewal matches leases by owner, so a lease of this owner that no stream holds (a
+    # release whose delete failed, an acquire that timed out after the server applied it)
+    # must not be kept alive by it: the renewal deletes such orphans.
+    async def main() -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
+        try:
+            collection = client[f"slots_{uuid.uuid4().hex[:10]}"]["slots"]
+            worker = StreamSlots(collection, cap=3, lease_seconds=30, renew_seconds=3600)
+            other = StreamSlots(collection, cap=3, lease_seconds=30)
+            await worker.start()
+            try:
+                indexes = {tuple(spec["key"]) async for spec in await collection.list_indexes()}
+                assert ("owner",) in indexes and ("host", "pid") in indexes
+                kept = await worker.acquire("10.0.0.1")
+                lost = await worker.acquire("10.0.0.1")
+                foreign = await other.acquire("10.0.0.1")
+                assert kept and lost and foreign
+                worker.held.discard(lost.slot_id)  # as if its release's delete had failed
+                await worker.renew()
+                left = {d["_id"]: d["owner"] async for d in collection.find({})}
+                assert left == {kept.slot_id: worker.owner, foreign.slot_id: other.owner}
+                assert worker.orphans_deleted == 1
+                assert await other.acquire("10.0.0.1") is not None  # the orphan's slot is free
+            finally:
+                await worker.stop()
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
 def _open_stream(url: str, token: str) -> tuple[socket.socket, int]:
     """A raw stream connection kept open: (socket, pid of the worker serving it); pid 0
     when the stream was refused (429)."""

@@ -4,8 +4,13 @@
 A stream holds one lease document ``{_id: "<ip>#<k>", owner, expires_at}`` with k < cap.
 Acquire upserts a free k (a DuplicateKeyError means a live stream holds it: try the next;
 an expired lease, left by a worker that died, is taken over). Release deletes it.
-Each worker renews all of its leases with ONE ``update_many`` per interval, so the
-database load does not grow with the number of streams.
+Each worker renews all of its leases with ONE ``update_many({owner: <this worker>})`` per
+interval, on an index on ``owner``: a renewal costs O(leases of this worker) on any
+MongoDB-compatible server (matching every held id with ``$in`` was quadratic on a server
+that evaluates ``$in`` document by document). A lease of this owner that no stream holds
+(a release whose delete failed, an acquire that timed out after the server applied it)
+would be renewed with the others: when the renewal matches a different number of leases
+than the worker holds, it lists its own leases (same index) and deletes those orphans.
 
 A lease also names the host and process id that hold it: when a worker dies without
 releasing (kill -9, out of memory), the gunicorn master deletes that process's leases as
@@ -24,6 +29,7 @@ import os
 import random
 import socket
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +74,10 @@ class StreamSlots:
         self.owner = uuid.uuid4().hex
         """This worker's identity on its leases."""
         self.held: set[str] = set()
+        self._acquiring: Counter[str] = Counter()
+        """Slots whose acquiring upsert is in flight (not orphans yet), with how many."""
         self.renewals = 0
+        self.orphans_deleted = 0
         self._task: asyncio.Task[None] | None = None
         self._pending_release: set[asyncio.Task[None]] = set()
 
@@ -91,24 +100,34 @@ class StreamSlots:
         start = random.randrange(self.cap)
         for step in range(self.cap):
             slot_id = f"{ip}#{(start + step) % self.cap}"
-            lease = {
-                "owner": self.owner,
-                "ip": ip,
-                "expires_at": self._expiry(),
-                "host": HOST,
-                "pid": os.getpid(),
-            }
+            self._acquiring[slot_id] += 1
             try:
-                result = await self.collection.update_one(
-                    {"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease}, upsert=True
-                )
-            except DuplicateKeyError:
-                continue  # held by a live stream
-            if result.upserted_id is None:
-                log.info("took over expired stream slot %s", slot_id)
-            self.held.add(slot_id)
-            return Slot(slot_id, ip)
+                taken = await self._take(slot_id, ip, now)
+            finally:
+                self._acquiring -= Counter({slot_id: 1})
+            if taken:
+                return Slot(slot_id, ip)
         return None
+
+    async def _take(self, slot_id: str, ip: str, now: dt.datetime) -> bool:
+        """One probe: create the lease, take over an expired one, or False (live)."""
+        lease = {
+            "owner": self.owner,
+            "ip": ip,
+            "expires_at": self._expiry(),
+            "host": HOST,
+            "pid": os.getpid(),
+        }
+        try:
+            result = await self.collection.update_one(
+                {"_id": slot_id, "expires_at": {"$lt": now}}, {"$set": lease}, upsert=True
+            )
+        except DuplicateKeyError:
+            return False  # held by a live stream
+        if result.upserted_id is None:
+            log.info("took over expired stream slot %s", slot_id)
+        self.held.add(slot_id)
+        return True
 
     async def release(self, slot: Slot) -> None:
         """Give the slot back (only if this worker still owns it)."""
@@ -137,15 +156,37 @@ class StreamSlots:
         return await self.collection.count_documents({"ip": ip, "expires_at": {"$gte": now}})
 
     async def renew(self) -> None:
-        """Extend every lease this worker holds: one batched update."""
+        """Extend every lease this worker holds: one update by owner; then drop orphans."""
         self.renewals += 1
-        await self.collection.update_many(
-            {"_id": {"$in": sorted(self.held)}, "owner": self.owner},
-            {"$set": {"expires_at": self._expiry()}},
+        result = await self.collection.update_many(
+            {"owner": self.owner}, {"$set": {"expires_at": self._expiry()}}
         )
+        if result.matched_count != len(self.held):
+            await self._delete_orphans()
+
+    async def _delete_orphans(self) -> None:
+        """Delete this owner's leases that no stream holds and no acquire is taking."""
+        cursor = self.collection.find({"owner": self.owner}, {"_id": 1})
+        own = {document["_id"] async for document in cursor}
+        orphans = sorted(own - self.held - set(self._acquiring))
+        if orphans:
+            deleted = await self.collection.delete_many(
+                {"_id": {"$in": orphans}, "owner": self.owner}
+            )
+            self.orphans_deleted += deleted.deleted_count
+            log.info("deleted %d orphaned stream slot lease(s)", deleted.deleted_count)
+
+    async def ensure_indexes(self) -> None:
+        """Index the renewal (owner) and the master's release of a dead worker (host, pid)."""
+        await self.collection.create_index("owner", name="owner")
+        await self.collection.create_index([("host", 1), ("pid", 1)], name="host_pid")
 
     async def start(self) -> None:
-        """Start the renewal loop."""
+        """Create the indexes and start the renewal loop."""
+        try:
+            await self.ensure_indexes()
+        except PyMongoError as error:  # leases still work unindexed, only slower
+            log.warning("could not index the stream slot leases: %s", error)
         self._task = asyncio.create_task(self._renew_loop(), name="stream-slot-renewal")
 
     async def stop(self) -> None:
