@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import jsonschema
@@ -160,6 +161,21 @@ async def settle(ctx: CheckContext, seconds: float = 0.3) -> None:
     await asyncio.sleep(ctx.scaled(seconds))
 
 
+@contextlib.asynccontextmanager
+async def opened(ctx: CheckContext, params: dict[str, Any] | None = None, *,
+                 ready: bool = False, what: str = "stream",
+                 headers: dict[str, str] | None = None,
+                 path: str | None = None) -> AsyncIterator[StreamReader]:
+    """A stream of this check's own documents (unless ``params`` say otherwise) that answered
+    200 (else the check fails); ``ready``: once its first bytes arrived (the join point)."""
+    async with ctx.open_stream(own_params(ctx) if params is None else params, headers,
+                               path=path) as reader:
+        await require_open(ctx, reader, what)
+        if ready:
+            await reader.wait_first_byte(ctx.scaled(2.0))
+        yield reader
+
+
 async def open_and_ready(reader: StreamReader, ctx: CheckContext) -> None:
     """After ``__aenter__``: require 200 and wait for the first bytes (the join point)."""
     await require_open(ctx, reader)
@@ -210,6 +226,7 @@ __all__ = [
     "fail_stream",
     "insert_many",
     "open_and_ready",
+    "opened",
     "own_params",
     "problem",
     "problem_errors",

@@ -15,7 +15,7 @@ from dualstore_conformance.checks.sse_heartbeat import (
 )
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
-from dualstore_conformance.ssehelp import own_params, require_open
+from dualstore_conformance.ssehelp import opened
 
 
 @check(
@@ -78,8 +78,7 @@ async def heartbeat_measured(ctx: CheckContext) -> None:
     if isinstance(reported, bool) or not isinstance(reported, int | float) or reported <= 0:
         ctx.unobserved(f"health reports no usable heartbeat_seconds ({reported!r}; see "
                        "health-ok-shape): nothing to compare the streams with")
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
+    async with opened(ctx) as reader:
         await idle_heartbeats(ctx, reader, 3)
         times = heartbeat_times(reader)[:3]
         if len(times) < 2:

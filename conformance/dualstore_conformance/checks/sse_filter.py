@@ -14,6 +14,7 @@ from dualstore_conformance.ssehelp import (
     expect_stream_problem,
     fail_stream,
     open_and_ready,
+    opened,
     own_params,
     require_open,
 )
@@ -93,8 +94,7 @@ async def invalid(ctx: CheckContext) -> None:
 )
 async def resume(ctx: CheckContext) -> None:
     """Last-Event-ID from a filtered stream; missed matches and non-matches; then live."""
-    async with ctx.open_stream(_matching(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, _matching(ctx), ready=True) as reader:
         first = await ctx.insert(metadata={"kind": "match"})
         events = await reader.collect(1, ctx.scaled(10.0))
         if not events or doc_ids(events) != [first["id"]]:

@@ -16,8 +16,7 @@ from dualstore_conformance.ssehelp import (
     event_dict,
     fail_stream,
     open_and_ready,
-    own_params,
-    require_open,
+    opened,
     spec_facts,
     token_grammar,
 )
@@ -46,8 +45,7 @@ def header_check(name: str, holds: Callable[[str], bool], title: str,
     counts as empty)."""
 
     async def judge(ctx: CheckContext) -> None:
-        async with ctx.open_stream(own_params(ctx)) as reader:
-            await require_open(ctx, reader)
+        async with opened(ctx) as reader:
             value = reader.headers.get(name, "")
             if not holds(value):
                 fail_stream(reader, title, expected, value or f"(no {name})")
@@ -69,8 +67,7 @@ for _id, _title, _rule, _name, _holds, _fails, _expected in HEADER_CHECKS:
 async def sent_on_open(ctx: CheckContext) -> None:
     """Within the spec's 1 s of the headers (never scaled: a limit the spec states), at
     least one complete block (event or comment)."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
+    async with opened(ctx) as reader:
         limit = spec_facts().open_within_seconds
         start = reader.headers_at or reader.opened_at
         remaining = max(0.0, start + limit - _now())
@@ -89,8 +86,7 @@ async def sent_on_open(ctx: CheckContext) -> None:
 )
 async def open_retry_heartbeat(ctx: CheckContext) -> None:
     """The first block sets retry; the first event is a heartbeat."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
+    async with opened(ctx) as reader:
         wait = ctx.scaled(2 * spec_facts().open_within_seconds)
         first = await reader.next_event(wait)
         problems = []
@@ -113,8 +109,7 @@ async def open_retry_heartbeat(ctx: CheckContext) -> None:
 )
 async def insert_event(ctx: CheckContext) -> None:
     """Judged by the WHATWG parser: legal framing variations are accepted."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         text = ctx.unique_text("framing")
         inserted = await ctx.insert(text=text, metadata={"nested": {"k": [1, "two"]}})
         wait = ctx.scaled(5.0)

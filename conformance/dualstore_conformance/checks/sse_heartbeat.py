@@ -19,9 +19,7 @@ from dualstore_conformance.ssehelp import (
     doc_ids,
     event_dict,
     fail_stream,
-    open_and_ready,
-    own_params,
-    require_open,
+    opened,
     spec_facts,
     timestamp_pattern,
 )
@@ -109,8 +107,7 @@ async def heartbeat_format(ctx: CheckContext) -> None:
     """Every heartbeat on a stream, the one on open and the one after an insert event
     (an id repeating the last event id can only show there), has the documented format."""
     interval = ctx.target.heartbeat_seconds
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         inserted = await ctx.insert(text=ctx.unique_text("heartbeat-format"))
         if not await reader.wait_for(
             lambda r: inserted["id"] in doc_ids(r.events_of("insert")), ctx.scaled(5.0)
@@ -144,8 +141,7 @@ async def heartbeat_format(ctx: CheckContext) -> None:
 async def heartbeat_cadence(ctx: CheckContext) -> None:
     """Two intervals between heartbeats on a stream filtered to nothing (spec tolerance)."""
     interval = ctx.target.heartbeat_seconds
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await require_open(ctx, reader)
+    async with opened(ctx) as reader:
         await idle_heartbeats(ctx, reader, 3)
         times = heartbeat_times(reader)
         evidence = cadence_evidence(reader, interval)
@@ -196,8 +192,7 @@ async def filtered_cadence(ctx: CheckContext) -> None:
             inserted_at.append(time.monotonic())
             await asyncio.sleep(max(0.0, inserted_at[-1] + pace - time.monotonic()))
 
-    async with ctx.open_stream(params) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, params, ready=True) as reader:
         task = asyncio.create_task(writer())
         try:
             await idle_heartbeats(ctx, reader, 3)

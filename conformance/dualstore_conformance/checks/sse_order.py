@@ -17,6 +17,7 @@ from dualstore_conformance.ssehelp import (
     fail_stream,
     insert_many,
     open_and_ready,
+    opened,
     own_params,
     spec_facts,
 )
@@ -155,8 +156,7 @@ async def committed_before_event(ctx: CheckContext) -> None:
     not observe" here (delivery itself is judged by sse-order-concurrent-exactly-once).
     """
     count = 5
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         writer = asyncio.create_task(insert_many(ctx, count, writers=2, label="commit"))
         judged = 0
         try:
@@ -196,8 +196,7 @@ async def committed_before_event(ctx: CheckContext) -> None:
 async def start_point(ctx: CheckContext) -> None:
     """Documents committed before the open are not sent; ones after are."""
     before = await ctx.insert(text=ctx.unique_text("before"))
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         after = await ctx.insert(text=ctx.unique_text("after"))
         await reader.wait_for(
             lambda r: after["id"] in doc_ids(r.events_of("insert")), ctx.scaled(5.0)
@@ -218,8 +217,7 @@ async def start_point(ctx: CheckContext) -> None:
 )
 async def latency(ctx: CheckContext) -> None:
     """Time from the 201 answer to the insert event, for 3 documents."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         delays = []
         for _ in range(3):
             sent = await ctx.insert()

@@ -18,7 +18,7 @@ from dualstore_conformance.ssehelp import (
     expect_stream_problem,
     fail_stream,
     insert_many,
-    open_and_ready,
+    opened,
     own_params,
     require_open,
 )
@@ -28,8 +28,7 @@ async def _history(
     ctx: CheckContext, count: int, label: str, writers: int = 1
 ) -> list[tuple[str, str]]:
     """Insert count documents while watching; [(doc id, event id)] in delivery order."""
-    async with ctx.open_stream(own_params(ctx)) as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True) as reader:
         await insert_many(ctx, count, writers=writers, label=label)
         events = await reader.collect(count, ctx.scaled(10.0))
         if len(events) < count:

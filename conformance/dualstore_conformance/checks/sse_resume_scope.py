@@ -17,6 +17,7 @@ from dualstore_conformance.ssehelp import (
     expect_stream_problem,
     fail_stream,
     open_and_ready,
+    opened,
     own_params,
     settle,
     token_grammar,
@@ -117,8 +118,7 @@ async def post_to(ctx: CheckContext, collection: str, label: str) -> str:
 
 async def token_of(ctx: CheckContext, collection: str) -> str:
     """The id of an event collection's stream sent for one of this check's documents."""
-    async with ctx.open_stream(own_params(ctx), path=f"/v1/{collection}/stream") as reader:
-        await open_and_ready(reader, ctx)
+    async with opened(ctx, ready=True, path=f"/v1/{collection}/stream") as reader:
         await post_to(ctx, collection, "issued")
         events = await reader.collect(1, ctx.scaled(DELIVERY_WAIT))
     if not events or not events[0].last_event_id:

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 
 from dualstore_conformance.checks.http import (
-    expect_problem,
     expect_status,
     fail_response,
+    probe_problem,
+    probe_status,
     recent_own,
 )
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
@@ -36,8 +37,7 @@ def _parse_z(value: Any) -> datetime | None:
 async def _read_back(ctx: CheckContext, doc_id: object) -> tuple[str, httpx.Response, Any]:
     """GET a just-written document by id; fail the check unless it answers 200."""
     path = f"{ctx.collection_path}/{doc_id}"
-    response = await ctx.request("GET", path)
-    doc = expect_status(ctx, response, 200, "GET by id was not 200", ctx.curl("GET", path))
+    doc, response, _ = await probe_status(ctx, "GET", path, 200, "GET by id was not 200")
     return path, response, doc
 
 
@@ -97,15 +97,9 @@ async def validation_failed(ctx: CheckContext) -> None:
         {"text": "conformance timestamp wrong type", "timestamp": 1700000000000, "metadata": tag},
     ]
     for body in bodies:
-        response = await ctx.request("POST", ctx.collection_path, json=body)
-        expect_problem(
-            ctx,
-            response,
-            422,
-            "validation-failed",
-            f"invalid body {body!r} was not 422 validation-failed"[:200],
-            ctx.curl("POST", ctx.collection_path, body=body),
-        )
+        await probe_problem(ctx, "POST", ctx.collection_path, 422, "validation-failed",
+                            f"invalid body {body!r} was not 422 validation-failed"[:200],
+                            body=body)
 
 
 @check(
@@ -130,15 +124,9 @@ async def metadata_validation(ctx: CheckContext) -> None:
             "text": f"conformance {ctx.check_id}",
             "metadata": {**metadata, CONFORMANCE_KEY: ctx.tag()},
         }
-        response = await ctx.request("POST", ctx.collection_path, json=body)
-        expect_problem(
-            ctx,
-            response,
-            422,
-            "validation-failed",
-            f"metadata {next(iter(metadata))!r}... was not 422 validation-failed",
-            ctx.curl("POST", ctx.collection_path, body=body),
-        )
+        await probe_problem(ctx, "POST", ctx.collection_path, 422, "validation-failed",
+                            f"metadata {next(iter(metadata))!r}... was not 422 validation-failed",
+                            body=body)
 
 
 @check(
@@ -213,14 +201,8 @@ def _http_date(value: str | None) -> datetime | None:
 async def default_metadata(ctx: CheckContext) -> None:
     # This document cannot carry the metadata tag; its text names the run and the check.
     body = {"text": f"{ctx.unique_text('no-metadata')} run {ctx.run_id}"}
-    response = await ctx.request("POST", ctx.collection_path, json=body)
-    created = expect_status(
-        ctx,
-        response,
-        201,
-        "POST without metadata was not 201",
-        ctx.curl("POST", ctx.collection_path, body=body),
-    )
+    created, _, _ = await probe_status(ctx, "POST", ctx.collection_path, 201,
+                                       "POST without metadata was not 201", body=body)
     doc_id = created.get("id") if isinstance(created, dict) else None
     path, response, doc = await _read_back(ctx, doc_id)
     if not isinstance(doc, dict) or doc.get("metadata") != {}:
@@ -237,11 +219,9 @@ async def default_metadata(ctx: CheckContext) -> None:
 async def idempotent_replay(ctx: CheckContext) -> None:
     headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
     first = await ctx.insert(text=ctx.unique_text("idempotent"), headers=headers)
-    response = await ctx.request("POST", ctx.collection_path, json=first["body"], headers=headers)
-    reproduce = ctx.curl("POST", ctx.collection_path, headers=headers, body=first["body"])
-    again = expect_status(
-        ctx, response, 201, "a replayed POST with the same key was not 201", reproduce
-    )
+    again, response, reproduce = await probe_status(
+        ctx, "POST", ctx.collection_path, 201, "a replayed POST with the same key was not 201",
+        headers=headers, body=first["body"])
     if not isinstance(again, dict) or again.get("id") != first["id"]:
         fail_response(ctx, response,
                       "a replayed POST with the same Idempotency-Key answered another id",
@@ -265,16 +245,10 @@ async def idempotency_key_reuse(ctx: CheckContext) -> None:
     headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
     first = await ctx.insert(text=ctx.unique_text("first"), headers=headers)
     body = {**first["body"], "text": ctx.unique_text("different")}
-    response = await ctx.request("POST", ctx.collection_path, json=body, headers=headers)
-    reproduce = ctx.curl("POST", ctx.collection_path, headers=headers, body=body)
-    expect_problem(
-        ctx,
-        response,
-        422,
-        "idempotency-key-reuse",
+    await probe_problem(
+        ctx, "POST", ctx.collection_path, 422, "idempotency-key-reuse",
         "a reused Idempotency-Key with another body was not 422 idempotency-key-reuse",
-        reproduce,
-    )
+        headers=headers, body=body)
     items, _, recent_reproduce = await recent_own(ctx)
     if [i.get("id") for i in items] != [first["id"]]:
         ctx.fail(
