@@ -104,7 +104,8 @@ class CheckContext:
         auth: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send a request; a 429 ``rate-limited`` answer is retried after its Retry-After.
+        """Send a request; a 429 ``rate-limited`` answer is retried after its Retry-After
+        (with or without the token: a 429 is the deployment's right, never evidence).
 
         ``auth=False`` sends no Authorization header even when the run has a token.
         Extra keyword arguments go to ``httpx.AsyncClient.request``.
@@ -112,10 +113,12 @@ class CheckContext:
         if not auth:
             headers = httpx.Headers(kwargs.pop("headers", None) or {})
             kwargs["headers"] = headers
-            return await self._without_auth(method, path, **kwargs)
         deadline = time.monotonic() + self.rate_limit_patience()
         while True:
-            response = await self._send(method, path, **kwargs)
+            if auth:
+                response = await self._send(method, path, **kwargs)
+            else:
+                response = await self._without_auth(method, path, **kwargs)
             if not retry_rate_limited or not http.rate_limited(response):
                 return response
             wait = http.retry_after_wait(response)
