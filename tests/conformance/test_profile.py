@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The deployment profile: spec defaults, profile files, flags, and a spec copy with other numbers."""
+"""The deployment profile: spec defaults, files, flags, a spec copy with other numbers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pathlib import Path
 import dualstore_spec
 import pytest
 import yaml
-from dualstore_spec import facts
-
 from dualstore_conformance.limits import spec_limits, stream_cap
 from dualstore_conformance.profile import (
     ProfileError,
@@ -23,6 +21,7 @@ from dualstore_conformance.profile import (
     parse_rate_limit,
     spec_defaults,
 )
+from dualstore_spec import facts
 
 
 def test_defaults_are_the_specs_numbers() -> None:
@@ -133,7 +132,7 @@ def test_a_missing_spec_number_raises_instead_of_defaulting(
 def test_profile_files_are_validated_against_the_specs_meta_schema(tmp_path: Path) -> None:
     file = tmp_path / "p.json"
     file.write_text('{"rate_limit": {"requests_per_second": 5, "burst": 0}}')
-    with pytest.raises(ProfileError, match="deployment-profile.schema.json"):
+    with pytest.raises(ProfileError, match=r"deployment-profile\.schema\.json"):
         load_file(file, spec_defaults())
     file.write_text('{"stream_cap_per_ip": 3, "rate_limit": null}')
     profile = load_file(file, spec_defaults())
