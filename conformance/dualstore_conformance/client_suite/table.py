@@ -112,6 +112,8 @@ def run_clients(out: Path, only: list[str]) -> None:
             continue
         report = runner.run_all(command, hello, scenarios, progress=reports.print_result)
         report.adapter = client.command
+        for result in report.results:  # reports name the portable command, not this interpreter
+            result.reproduce = result.reproduce.replace(command, client.command)
         reports.print_summary(report)
         reports.write_json(report, out / f"{client.slug}.json")
         reports.write_html(report, out / f"{client.slug}.html")
