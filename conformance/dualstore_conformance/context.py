@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import httpx
 
 from dualstore_conformance import client as http
-from dualstore_conformance.limits import spec_limits
+from dualstore_conformance.limits import limit_value, spec_limits
 from dualstore_conformance.model import Failure, Target
 from dualstore_conformance.outcomes import CheckFailed, CheckSkipped, CheckUnobserved
 from dualstore_conformance.pacing import RequestPacer
@@ -66,6 +66,11 @@ class CheckContext:
     def auth_headers(self) -> dict[str, str]:
         """``{}`` or ``{"Authorization": "Bearer T"}``."""
         return {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
+
+    def limit(self, path: str) -> int:
+        """A positive integer of ``limits`` by dotted path (``"metadata.max_depth"``);
+        SpecError when the spec does not state it (never a default)."""
+        return limit_value(self.limits, path)
 
     @property
     def collection_path(self) -> str:

@@ -22,3 +22,17 @@ def stream_cap(limits: Mapping[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"stream_cap_per_ip is not a positive integer: {value!r}")
     return value
+
+
+def limit_value(limits: Mapping[str, Any], path: str) -> int:
+    """A positive integer from the spec's x-dualstore-limits (with the deployment profile's
+    values) by dotted path; SpecError when the spec does not state it (never a default)."""
+    node: Any = limits
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise SpecError(f"the spec's x-dualstore-limits has no {path}")
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int) or node < 1:
+        raise SpecError(f"the spec's x-dualstore-limits {path} is not a positive integer: "
+                        f"{node!r}")
+    return node

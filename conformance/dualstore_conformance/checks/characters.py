@@ -18,7 +18,6 @@ from typing import Any
 from dualstore_spec import facts
 
 from dualstore_conformance.checks.http import expect_at_bound
-from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -68,7 +67,7 @@ def encode_utf8_filter(expression: dict[str, Any]) -> str:
 )
 async def code_points(ctx: CheckContext) -> None:
     search = f"{ctx.collection_path}/search"
-    longest = limit_value(ctx.limits, "search_q_max_length")
+    longest = ctx.limit("search_q_max_length")
     line = facts.current().request_size.min_request_line_octets
     for count, status in ((longest, 200), (longest + 1, 400)):
         many = q_astral_count(count, line)
@@ -78,7 +77,7 @@ async def code_points(ctx: CheckContext) -> None:
         label = f"a q of {count} characters, {many} of them outside the BMP"
         expect_at_bound(ctx, response, label, status,
                         "invalid-request" if status == 400 else None, shown)
-    key = limit_value(ctx.limits, "metadata.max_key_length")
+    key = ctx.limit("metadata.max_key_length")
     for count, status in ((key, 201), (key + 1, 422)):
         metadata: dict[str, Any] = {astral(count): 1, CONFORMANCE_KEY: ctx.tag()}
         body = {"text": ctx.unique_text("characters"), "metadata": metadata}
@@ -92,9 +91,9 @@ async def code_points(ctx: CheckContext) -> None:
     if "max_string_length" not in filters:
         ctx.note("the spec states no filter string length: that probe is left out")
         return
-    strings = limit_value(ctx.limits, "filter.max_string_length")
+    strings = ctx.limit("filter.max_string_length")
     recent = f"{ctx.collection_path}/recent"
-    encoded = limit_value(ctx.limits, "filter.max_encoded_length")
+    encoded = ctx.limit("filter.max_encoded_length")
     for count, status in ((strings, 200), (strings + 1, 400)):
         many = filter_astral_count(count, encoded)
         params = {"filter": encode_utf8_filter({"metadata.s": astral(count, many)})}

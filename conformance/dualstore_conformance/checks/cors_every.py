@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from dualstore_conformance.checks.cors import allowed_origin
-from dualstore_conformance.checks.limit import body_of_size, limit_value
+from dualstore_conformance.checks.limit import body_of_size
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.limits import stream_cap
 from dualstore_conformance.registry import check
@@ -42,7 +42,7 @@ async def every_response(ctx: CheckContext) -> None:
     origin = allowed_origin(ctx)
     headers = {"Origin": origin}
     base = ctx.collection_path
-    cap = limit_value(ctx.limits, "max_body_bytes")
+    cap = ctx.limit("max_body_bytes")
     oversized = body_of_size(cap + 1, ctx)
     probes: list[tuple[int, str, str, dict[str, Any]]] = [
         (400, "GET", f"{base}/recent", {"params": {"limit": "0"}}),

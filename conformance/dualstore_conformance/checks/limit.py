@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from dualstore_spec.facts import SpecError
 
 from dualstore_conformance import burst, judging
 from dualstore_conformance import client as http
@@ -23,27 +21,13 @@ MAX_BURST_REQUESTS = 2000
 """Never send more than this many requests looking for a 429 (good-guest bound)."""
 
 
-def limit_value(limits: Mapping[str, Any], path: str) -> int:
-    """A positive integer from the spec's x-dualstore-limits (with the deployment profile's
-    values) by dotted path; SpecError when the spec does not state it (never a default)."""
-    node: Any = limits
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise SpecError(f"the spec's x-dualstore-limits has no {path}")
-        node = node[part]
-    if isinstance(node, bool) or not isinstance(node, int) or node < 1:
-        raise SpecError(f"the spec's x-dualstore-limits {path} is not a positive integer: "
-                        f"{node!r}")
-    return node
-
-
 @check(
     id="limit-page-limit-range",
     title="Limits: recent with limit 0, 201 or not an integer gets 400 invalid-request",
     rules=["LIMIT-003", "READ-002"],
 )
 async def page_limit(ctx: CheckContext) -> None:
-    top = limit_value(ctx.limits, "recent_limit.max")
+    top = ctx.limit("recent_limit.max")
     path = f"{ctx.collection_path}/recent"
     for value in (str(top + 1), "0", "-1", "ten", "1.5"):
         params = {"limit": value}
@@ -57,7 +41,7 @@ async def page_limit(ctx: CheckContext) -> None:
     rules=["LIMIT-003", "SEARCH-002"],
 )
 async def search_k(ctx: CheckContext) -> None:
-    top = limit_value(ctx.limits, "search_k.max")
+    top = ctx.limit("search_k.max")
     path = f"{ctx.collection_path}/search"
     for value in (str(top + 1), "0", "many"):
         params = {"q": "conformance", "k": value}
@@ -81,7 +65,7 @@ def body_of_size(size: int, ctx: CheckContext) -> bytes:
     rules=["LIMIT-001", "HTTP-001"],
 )
 async def body_too_large(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "max_body_bytes")
+    cap = ctx.limit("max_body_bytes")
     raw = body_of_size(cap + 1, ctx)
     headers = {"Content-Type": "application/json"}
     await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large",
@@ -110,7 +94,7 @@ def _long_filter(cap: int, over: bool) -> str:
     rules=["FILTER-004", "HTTP-001"],
 )
 async def filter_oversized(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "filter.max_encoded_length")
+    cap = ctx.limit("filter.max_encoded_length")
     # A few conditions with strings of 200 characters (scalar strings are capped
     # at 1024): only the encoded length is over its bound.
     value = _long_filter(cap, over=True)

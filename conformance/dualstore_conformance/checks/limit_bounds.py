@@ -21,7 +21,7 @@ from dualstore_conformance.checks.http import (
     probe_problem,
     problem_slug,
 )
-from dualstore_conformance.checks.limit import body_of_size, limit_value
+from dualstore_conformance.checks.limit import body_of_size
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -109,7 +109,7 @@ async def _judge(ctx: CheckContext, path: str, probes: list[Probe]) -> None:
     rules=["LIMIT-006", "LIMIT-001"],
 )
 async def body_at_cap(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "max_body_bytes")
+    cap = ctx.limit("max_body_bytes")
     headers = {"Content-Type": "application/json"}
     raw = body_of_size(cap, ctx)
     response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)
@@ -134,16 +134,15 @@ async def params_at_bounds(ctx: CheckContext) -> None:
     recent = f"{ctx.collection_path}/recent"
     search = f"{ctx.collection_path}/search"
     own = ctx.own_filter()
-    low, high = limit_value(ctx.limits, "recent_limit.min"), limit_value(
-        ctx.limits, "recent_limit.max")
+    low, high = ctx.limit("recent_limit.min"), ctx.limit("recent_limit.max")
     await _judge(ctx, recent, [
         (f"limit={low} (the minimum)", {"limit": str(low), "filter": own}, 200, None),
         (f"limit={high} (the maximum)", {"limit": str(high), "filter": own}, 200, None),
         (f"limit={low - 1} (one below)", {"limit": str(low - 1)}, 400, "invalid-request"),
         (f"limit={high + 1} (one above)", {"limit": str(high + 1)}, 400, "invalid-request"),
     ])
-    low, high = limit_value(ctx.limits, "search_k.min"), limit_value(ctx.limits, "search_k.max")
-    longest = limit_value(ctx.limits, "search_q_max_length")
+    low, high = ctx.limit("search_k.min"), ctx.limit("search_k.max")
+    longest = ctx.limit("search_q_max_length")
     await _judge(ctx, search, [
         (f"k={low} (the minimum)", {"q": "bounds", "k": str(low), "filter": own}, 200, None),
         (f"k={high} (the maximum)", {"q": "bounds", "k": str(high), "filter": own}, 200, None),
@@ -167,7 +166,7 @@ FilterCase = tuple[str, Callable[[int], dict[str, Any]], str]
 )
 async def filter_at_bounds(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
-    strings = limit_value(ctx.limits, "filter.max_string_length") if "max_string_length" in (
+    strings = ctx.limit("filter.max_string_length") if "max_string_length" in (
         ctx.limits.get("filter") or {}) else None
     cases: list[FilterCase] = [
         ("$and/$or nesting depth", nested_logical, "filter.max_depth"),
@@ -180,7 +179,7 @@ async def filter_at_bounds(ctx: CheckContext) -> None:
     ]
     probes: list[Probe] = []
     for label, build, limit_path in cases:
-        bound = limit_value(ctx.limits, limit_path)
+        bound = ctx.limit(limit_path)
         probes.append((f"a filter with {bound} {label} (the bound)",
                        {"filter": http.encode_filter(build(bound))}, 200, None))
         probes.append((f"a filter with {bound + 1} {label} (one past)",
@@ -192,7 +191,7 @@ async def filter_at_bounds(ctx: CheckContext) -> None:
         probes.append((f"a filter string value of {strings + 1} code points",
                        {"filter": http.encode_filter({"metadata.s": text_of(strings + 1)})}, 400,
                        "invalid-filter"))
-    length = limit_value(ctx.limits, "filter.max_encoded_length")
+    length = ctx.limit("filter.max_encoded_length")
     field = min(strings or FILTER_CHUNK, FILTER_CHUNK)
     beyond = next_encoded_length(length)
     probes.append((f"a filter of {length} encoded characters (the bound)",
@@ -215,9 +214,9 @@ async def _post(ctx: CheckContext, metadata: dict[str, Any]) -> httpx.Response:
     rules=["LIMIT-006", "WRITE-005"],
 )
 async def metadata_at_bounds(ctx: CheckContext) -> None:
-    depth = limit_value(ctx.limits, "metadata.max_depth")
-    key = limit_value(ctx.limits, "metadata.max_key_length")
-    number = limit_value(ctx.limits, "metadata.max_abs_number")
+    depth = ctx.limit("metadata.max_depth")
+    key = ctx.limit("metadata.max_key_length")
+    number = ctx.limit("metadata.max_abs_number")
     # The conformance tag sits beside each probe at level 2: it never deepens a probe.
     cases: list[tuple[str, dict[str, Any], int]] = [
         (f"metadata nesting {depth} objects deep", nested_metadata(depth), 201),

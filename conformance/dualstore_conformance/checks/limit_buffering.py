@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -117,7 +116,7 @@ def verdict(observation: BodyObservation) -> str:
     timeout_s=30.0,
 )
 async def body_not_buffered(ctx: CheckContext) -> None:
-    cap = limit_value(ctx.limits, "max_body_bytes")
+    cap = ctx.limit("max_body_bytes")
     url = urlsplit(ctx.url(ctx.collection_path))
     secure = url.scheme == "https"
     head = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}",

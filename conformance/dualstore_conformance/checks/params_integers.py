@@ -6,7 +6,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from dualstore_conformance.checks.http import expect_status, probe_problem
-from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -60,6 +59,6 @@ async def _judge(ctx: CheckContext, path: str, name: str, value: int, fixed: str
 )
 async def integer_syntax(ctx: CheckContext) -> None:
     await _judge(ctx, f"{ctx.collection_path}/recent", "limit",
-                 limit_value(ctx.limits, "recent_limit.default"), "")
+                 ctx.limit("recent_limit.default"), "")
     await _judge(ctx, f"{ctx.collection_path}/search", "k",
-                 limit_value(ctx.limits, "search_k.default"), "q=conformance")
+                 ctx.limit("search_k.default"), "q=conformance")

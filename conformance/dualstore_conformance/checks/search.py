@@ -7,7 +7,6 @@ import itertools
 from typing import Any
 
 from dualstore_conformance.checks.http import items_of, probe_problem, probe_status
-from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -97,7 +96,7 @@ async def score_order(ctx: CheckContext) -> None:
 )
 async def q_required(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
-    longest = limit_value(ctx.limits, "search_q_max_length")
+    longest = ctx.limit("search_q_max_length")
     for params in ({}, {"q": ""}, {"q": "x" * (longest + 1)}):
         await probe_problem(ctx, "GET", path, 400, "invalid-request",
                             f"search with q={str(params.get('q', '(missing)'))[:20]!r} was not 400",

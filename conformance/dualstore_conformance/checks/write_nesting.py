@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from dualstore_conformance.checks.http import expect_at_bound, problem_slug
-from dualstore_conformance.checks.limit import limit_value
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -43,8 +42,8 @@ def deepest_within(cap: int, opener: bytes, closer: bytes) -> int:
     rules=["WRITE-011"],
 )
 async def key_nested(ctx: CheckContext) -> None:
-    longest = limit_value(ctx.limits, "metadata.max_key_length")
-    depth = limit_value(ctx.limits, "metadata.max_depth")
+    longest = ctx.limit("metadata.max_key_length")
+    depth = ctx.limit("metadata.max_depth")
     for level in sorted({2, depth}):
         for length, status in ((longest, 201), (longest + 1, 422)):
             metadata = {**key_at_level("k" * length, level), CONFORMANCE_KEY: ctx.tag()}
@@ -65,8 +64,8 @@ async def key_nested(ctx: CheckContext) -> None:
     rules=["WRITE-012", "HTTP-013"],
 )
 async def deep_body(ctx: CheckContext) -> None:
-    depth = limit_value(ctx.limits, "metadata.max_depth")
-    cap = limit_value(ctx.limits, "max_body_bytes")
+    depth = ctx.limit("metadata.max_depth")
+    cap = ctx.limit("max_body_bytes")
     shapes: list[tuple[str, bytes, bytes]] = [("arrays", b"[", b"]"), ("objects", b'{"d":', b"}")]
     for name, opener, closer in shapes:
         deepest = deepest_within(cap, opener, closer)
