@@ -99,6 +99,20 @@ class CheckContext:
         """A document text nobody else wrote (for search and read-after-write checks)."""
         return f"conformance {self.check_id} {label} {uuid.uuid4().hex}".replace("  ", " ")
 
+    def tagged_body(
+        self,
+        text: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: str | None = None,
+    ) -> dict[str, Any]:
+        """A POST body of this check's: text (a unique one unless given), metadata with the
+        conformance tag added, and the timestamp when given."""
+        body: dict[str, Any] = {"text": text if text is not None else self.unique_text(),
+                                "metadata": {**(metadata or {}), CONFORMANCE_KEY: self.tag()}}
+        if timestamp is not None:
+            body["timestamp"] = timestamp
+        return body
+
     # -- requests ---------------------------------------------------------------------
     async def request(
         self,
@@ -181,12 +195,7 @@ class CheckContext:
 
         Returns ``{"id", "body" (sent), "response", "document" (parsed answer)}``.
         """
-        meta = dict(metadata or {})
-        meta[CONFORMANCE_KEY] = self.tag()
-        body: dict[str, Any] = {"text": text if text is not None else self.unique_text(),
-                                "metadata": meta}
-        if timestamp is not None:
-            body["timestamp"] = timestamp
+        body = self.tagged_body(text, metadata, timestamp)
         response = await self.request("POST", self.collection_path, json=body, headers=headers)
         if response.status_code != 201:
             self.fail(

@@ -12,17 +12,14 @@ import httpx
 
 from dualstore_conformance import judging
 from dualstore_conformance.checks.http import fail_response, problem_slug
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import fail_stream
 
 
 def _operations(ctx: CheckContext) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, path, httpx kwargs) for every operation that requires auth, except the stream."""
-    body = {
-        "text": f"conformance {ctx.check_id} run {ctx.run_id}",
-        "metadata": {CONFORMANCE_KEY: ctx.tag()},
-    }
+    body = ctx.tagged_body(f"conformance {ctx.check_id} run {ctx.run_id}")
     base = ctx.collection_path
     return [
         ("GET", "/v1/collections", {}),

@@ -18,7 +18,7 @@ from typing import Any
 from dualstore_spec import facts
 
 from dualstore_conformance.checks.http import expect_at_bound
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 ASTRAL = "\U0001f600"
@@ -79,8 +79,7 @@ async def code_points(ctx: CheckContext) -> None:
                         "invalid-request" if status == 400 else None, shown)
     key = ctx.limit("metadata.max_key_length")
     for count, status in ((key, 201), (key + 1, 422)):
-        metadata: dict[str, Any] = {astral(count): 1, CONFORMANCE_KEY: ctx.tag()}
-        body = {"text": ctx.unique_text("characters"), "metadata": metadata}
+        body = ctx.tagged_body(ctx.unique_text("characters"), {astral(count): 1})
         response = await ctx.request("POST", ctx.collection_path, json=body)
         shown = ctx.curl("POST", ctx.collection_path,
                          body={"metadata": {f"<{count} x U+1F600>": 1}})

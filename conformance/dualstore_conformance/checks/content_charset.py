@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from dualstore_conformance.checks.http import expect_problem, expect_status
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 ACCEPTED = (
@@ -33,7 +33,7 @@ REFUSED = (
 )
 async def content_type_charset(ctx: CheckContext) -> None:
     for content_type in (*ACCEPTED, *REFUSED):
-        body = {"text": ctx.unique_text("charset"), "metadata": {CONFORMANCE_KEY: ctx.tag()}}
+        body = ctx.tagged_body(ctx.unique_text("charset"))
         raw = json.dumps(body).encode("ascii")  # UTF-8 whatever the label says
         headers = {"Content-Type": content_type}
         response = await ctx.request("POST", ctx.collection_path, content=raw, headers=headers)

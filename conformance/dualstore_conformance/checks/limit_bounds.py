@@ -22,7 +22,7 @@ from dualstore_conformance.checks.http import (
     problem_slug,
 )
 from dualstore_conformance.checks.limit import body_of_size
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 ASTRAL = "\U0001d11e"
@@ -203,7 +203,7 @@ async def filter_at_bounds(ctx: CheckContext) -> None:
 
 
 async def _post(ctx: CheckContext, metadata: dict[str, Any]) -> httpx.Response:
-    body = {"text": ctx.unique_text("bounds"), "metadata": {**metadata, CONFORMANCE_KEY: ctx.tag()}}
+    body = ctx.tagged_body(ctx.unique_text("bounds"), metadata)
     return await ctx.request("POST", ctx.collection_path, json=body)
 
 

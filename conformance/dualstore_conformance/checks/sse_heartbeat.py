@@ -12,7 +12,7 @@ from typing import Any
 
 from dualstore_sse import Event
 
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.pacing import UNPACED
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import (
@@ -187,8 +187,7 @@ async def filtered_cadence(ctx: CheckContext) -> None:
     refused: list[int] = []
 
     async def insert_one() -> None:
-        body = {"text": ctx.unique_text("filtered-out"),
-                "metadata": {"kind": "other", CONFORMANCE_KEY: ctx.tag()}}
+        body = ctx.tagged_body(ctx.unique_text("filtered-out"), {"kind": "other"})
         response = await ctx.request("POST", ctx.collection_path, json=body,
                                      extensions={UNPACED: True})
         if response.status_code == 201:

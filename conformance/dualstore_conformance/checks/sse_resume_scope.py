@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 from dualstore_conformance.ssehelp import (
     doc_ids,
@@ -107,7 +107,7 @@ async def other_collection(ctx: CheckContext) -> str:
 
 async def post_to(ctx: CheckContext, collection: str, label: str) -> str:
     """POST one tagged document to collection; its id (could not observe unless 201)."""
-    body = {"text": ctx.unique_text(label), "metadata": {CONFORMANCE_KEY: ctx.tag()}}
+    body = ctx.tagged_body(ctx.unique_text(label))
     response = await ctx.request("POST", f"/v1/{collection}", json=body)
     document = response.json() if response.status_code == 201 else None
     if not isinstance(document, dict) or not isinstance(document.get("id"), str):

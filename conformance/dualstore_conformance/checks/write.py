@@ -120,10 +120,7 @@ async def metadata_validation(ctx: CheckContext) -> None:
         {"big": 2**53},
     ]
     for metadata in bad:
-        body = {
-            "text": f"conformance {ctx.check_id}",
-            "metadata": {**metadata, CONFORMANCE_KEY: ctx.tag()},
-        }
+        body = ctx.tagged_body(f"conformance {ctx.check_id}", metadata)
         await probe_problem(ctx, "POST", ctx.collection_path, 422, "validation-failed",
                             f"metadata {next(iter(metadata))!r}... was not 422 validation-failed",
                             body=body)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from dualstore_conformance.checks.http import problem_slug, recent_own
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 CONCURRENT = 6
@@ -43,7 +43,7 @@ async def _race(ctx: CheckContext, bodies: list[dict[str, Any]], key: str) -> li
 )
 async def concurrent_same_key(ctx: CheckContext) -> None:
     key = f"conformance-{uuid.uuid4().hex}"
-    body = {"text": ctx.unique_text("concurrent"), "metadata": {CONFORMANCE_KEY: ctx.tag()}}
+    body = ctx.tagged_body(ctx.unique_text("concurrent"))
     responses = await _race(ctx, [body] * CONCURRENT, key)
     outcomes = [_outcome(r) for r in responses]
     ids = {_id_of(r) for r in responses}
@@ -58,8 +58,8 @@ async def concurrent_same_key(ctx: CheckContext) -> None:
                                body=body) + f"  # {CONCURRENT} at once",
         )
     key = f"conformance-{uuid.uuid4().hex}"
-    bodies = [{"text": ctx.unique_text(f"concurrent-{n}"), "metadata": {
-        CONFORMANCE_KEY: ctx.tag(), "variant": n}} for n in range(CONCURRENT)]
+    bodies = [ctx.tagged_body(ctx.unique_text(f"concurrent-{n}"), {"variant": n})
+              for n in range(CONCURRENT)]
     responses = await _race(ctx, bodies, key)
     outcomes = [_outcome(r) for r in responses]
     created = [r for r in responses if r.status_code == 201]

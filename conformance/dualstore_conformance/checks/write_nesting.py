@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dualstore_conformance.checks.http import expect_at_bound, problem_slug
-from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
+from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 JSON = {"Content-Type": "application/json"}
@@ -46,8 +46,7 @@ async def key_nested(ctx: CheckContext) -> None:
     depth = ctx.limit("metadata.max_depth")
     for level in sorted({2, depth}):
         for length, status in ((longest, 201), (longest + 1, 422)):
-            metadata = {**key_at_level("k" * length, level), CONFORMANCE_KEY: ctx.tag()}
-            body = {"text": ctx.unique_text("key"), "metadata": metadata}
+            body = ctx.tagged_body(ctx.unique_text("key"), key_at_level("k" * length, level))
             response = await ctx.request("POST", ctx.collection_path, json=body)
             label = f"a metadata key of {length} characters at nesting level {level}"
             shown = ctx.curl("POST", ctx.collection_path,
