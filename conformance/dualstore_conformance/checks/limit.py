@@ -59,6 +59,13 @@ def body_of_size(size: int, ctx: CheckContext) -> bytes:
     return raw
 
 
+async def probe_over_cap(ctx: CheckContext, cap: int, message: str) -> None:
+    """POST a valid-looking body of cap + 1 bytes: it must get 413 payload-too-large."""
+    await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large", message,
+                        body=body_of_size(cap + 1, ctx),
+                        headers={"Content-Type": "application/json"})
+
+
 @check(
     id="limit-body-413",
     title="Limits: a body of 64 KiB + 1 byte gets 413 payload-too-large",
@@ -66,11 +73,7 @@ def body_of_size(size: int, ctx: CheckContext) -> bytes:
 )
 async def body_too_large(ctx: CheckContext) -> None:
     cap = ctx.limit("max_body_bytes")
-    raw = body_of_size(cap + 1, ctx)
-    headers = {"Content-Type": "application/json"}
-    await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large",
-                        f"a {cap + 1}-byte body was not 413 payload-too-large", body=raw,
-                        headers=headers)
+    await probe_over_cap(ctx, cap, f"a {cap + 1}-byte body was not 413 payload-too-large")
 
 
 def _long_filter(cap: int, over: bool) -> str:

@@ -18,10 +18,9 @@ from dualstore_conformance import client as http
 from dualstore_conformance.checks.http import (
     expect_at_bound,
     fail_response,
-    probe_problem,
     problem_slug,
 )
-from dualstore_conformance.checks.limit import body_of_size
+from dualstore_conformance.checks.limit import body_of_size, probe_over_cap
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
@@ -119,10 +118,7 @@ async def body_at_cap(ctx: CheckContext) -> None:
                       "201 (or 422 should the server judge the document itself invalid), not 413",
                       f"{response.status_code} type {problem_slug(response)!r}",
                       ctx.curl("POST", ctx.collection_path, headers=headers, body=raw))
-    raw = body_of_size(cap + 1, ctx)
-    await probe_problem(ctx, "POST", ctx.collection_path, 413, "payload-too-large",
-                        f"a body of {cap + 1} bytes (the cap + 1) was not 413", body=raw,
-                        headers=headers)
+    await probe_over_cap(ctx, cap, f"a body of {cap + 1} bytes (the cap + 1) was not 413")
 
 
 @check(
