@@ -43,13 +43,16 @@ def check(
     id: str,
     title: str,
     rules: list[str],
+    /,
+    *,
     level: Level | None = None,
     timeout_s: float = 30.0,
     tags: tuple[str, ...] = (),
     exclusive: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register an async check function under id; its level is its first rule's level in the
-    spec unless given."""
+    """Register an async check function: ``@check(id, title, rules, ...)``, the three always
+    given in that order, the rest by name. Its level is its first rule's level in the spec
+    unless given."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if id in REGISTRY:

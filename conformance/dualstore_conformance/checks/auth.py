@@ -87,12 +87,9 @@ def _challenge_problems(status: int, headers: Any, slug: str | None) -> list[str
     return judging.challenge_errors(status, headers.get("www-authenticate"), slug)
 
 
-@check(
-    id="auth-required-every-operation",
-    title="Auth: every operation without a token gets 401 with WWW-Authenticate: Bearer",
-    rules=["AUTH-001", "HTTP-001"],
-    timeout_s=90.0,
-)
+@check("auth-required-every-operation",
+       "Auth: every operation without a token gets 401 with WWW-Authenticate: Bearer",
+       ["AUTH-001", "HTTP-001"], timeout_s=90.0)
 async def required_everywhere(ctx: CheckContext) -> None:
     await auth_required(ctx)
     for token_header in ({}, {"Authorization": f"Bearer conformance-wrong-{uuid.uuid4().hex}"}):
@@ -135,12 +132,9 @@ def _slug_of(body: Any) -> str | None:
     return kind.rsplit(":", 1)[-1] if isinstance(kind, str) else None
 
 
-@check(
-    id="auth-bearer-accepted",
-    title="Auth: a valid Bearer token is accepted on every operation, the stream included",
-    rules=["AUTH-002"],
-    timeout_s=60.0,
-)
+@check("auth-bearer-accepted",
+       "Auth: a valid Bearer token is accepted on every operation, the stream included",
+       ["AUTH-002"], timeout_s=60.0)
 async def bearer_accepted(ctx: CheckContext) -> None:
     require_token(ctx)
     for method, path, kwargs in _operations(ctx):
@@ -156,11 +150,9 @@ async def bearer_accepted(ctx: CheckContext) -> None:
                         f"{stream.status}")
 
 
-@check(
-    id="auth-stream-access-token",
-    title="Auth: the stream accepts the token in the access_token query parameter",
-    rules=["AUTH-003"],
-)
+@check("auth-stream-access-token",
+       "Auth: the stream accepts the token in the access_token query parameter",
+       ["AUTH-003"])
 async def stream_access_token(ctx: CheckContext) -> None:
     token = require_token(ctx)
     async with ctx.open_stream(params={"access_token": token}, auth=False) as stream:
@@ -169,12 +161,9 @@ async def stream_access_token(ctx: CheckContext) -> None:
                         "200 text/event-stream", f"{stream.status}")
 
 
-@check(
-    id="auth-access-token-only-on-stream",
-    title="Auth: access_token is not honoured on operations other than the stream",
-    rules=["AUTH-004"],
-    timeout_s=60.0,
-)
+@check("auth-access-token-only-on-stream",
+       "Auth: access_token is not honoured on operations other than the stream",
+       ["AUTH-004"], timeout_s=60.0)
 async def access_token_only_on_stream(ctx: CheckContext) -> None:
     token = await token_and_auth_required(
         ctx, "a valid token is needed to prove the query token is refused")

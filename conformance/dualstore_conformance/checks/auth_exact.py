@@ -21,11 +21,9 @@ def near_misses(token: str) -> list[tuple[str, str]]:
     return misses
 
 
-@check(
-    id="auth-token-exact-match",
-    title="Auth: a prefix, an extension or a case variant of a valid token gets 401",
-    rules=["AUTH-001"],
-)
+@check("auth-token-exact-match",
+       "Auth: a prefix, an extension or a case variant of a valid token gets 401",
+       ["AUTH-001"])
 async def token_exact_match(ctx: CheckContext) -> None:
     token = await token_and_auth_required(ctx, "near misses of a valid token cannot be built")
     path = f"{ctx.collection_path}/recent"

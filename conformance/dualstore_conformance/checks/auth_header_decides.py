@@ -23,11 +23,9 @@ def unusable_headers(token: str) -> list[tuple[str, str]]:
     ]
 
 
-@check(
-    id="auth-header-decides-over-access-token",
-    title="Auth: an unusable Authorization header gets 401 even beside a valid access_token",
-    rules=["AUTH-008"],
-)
+@check("auth-header-decides-over-access-token",
+       "Auth: an unusable Authorization header gets 401 even beside a valid access_token",
+       ["AUTH-008"])
 async def header_decides(ctx: CheckContext) -> None:
     token = await token_and_auth_required(
         ctx, "a valid access_token is needed beside the header")

@@ -13,11 +13,9 @@ SCHEME_SPELLINGS = ("bearer", "BEARER", "bEaReR")
 """Spellings of the scheme other than the usual ``Bearer``."""
 
 
-@check(
-    id="auth-scheme-case-insensitive",
-    title="Auth: `bearer T`, `BEARER T` and `bEaReR T` are accepted like `Bearer T`",
-    rules=["AUTH-007", "AUTH-002"],
-)
+@check("auth-scheme-case-insensitive",
+       "Auth: `bearer T`, `BEARER T` and `bEaReR T` are accepted like `Bearer T`",
+       ["AUTH-007", "AUTH-002"])
 async def scheme_case_insensitive(ctx: CheckContext) -> None:
     token = await token_and_auth_required(
         ctx, "a valid token is needed to prove the scheme is accepted")

@@ -59,12 +59,10 @@ def encode_utf8_filter(expression: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-@check(
-    id="http-characters-code-points",
-    title="Characters: q, metadata keys and filter strings made of astral characters are "
-    "accepted at the limit, refused one past",
-    rules=["HTTP-018"],
-)
+@check("http-characters-code-points",
+       "Characters: q, metadata keys and filter strings made of astral characters are "
+       "accepted at the limit, refused one past",
+       ["HTTP-018"])
 async def code_points(ctx: CheckContext) -> None:
     search = f"{ctx.collection_path}/search"
     longest = ctx.limit("search_q_max_length")

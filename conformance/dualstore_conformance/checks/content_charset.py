@@ -26,11 +26,9 @@ REFUSED = (
 """Content-Types with another charset (``utf8`` is not the registered name): 415."""
 
 
-@check(
-    id="http-content-type-charset",
-    title="HTTP: POST with charset=utf-8 (any case, quoted) is accepted; utf8 or utf-16 gets 415",
-    rules=["HTTP-016"],
-)
+@check("http-content-type-charset",
+       "HTTP: POST with charset=utf-8 (any case, quoted) is accepted; utf8 or utf-16 gets 415",
+       ["HTTP-016"])
 async def content_type_charset(ctx: CheckContext) -> None:
     for content_type in (*ACCEPTED, *REFUSED):
         body = ctx.tagged_body(ctx.unique_text("charset"))

@@ -69,11 +69,9 @@ def preflight_errors(headers: httpx.Headers, status: int, origin: str,
     return problems
 
 
-@check(
-    id="cors-allowed-origin",
-    title="CORS: a request from an allowed origin gets Access-Control-Allow-Origin echoing it",
-    rules=["CORS-001"],
-)
+@check("cors-allowed-origin",
+       "CORS: a request from an allowed origin gets Access-Control-Allow-Origin echoing it",
+       ["CORS-001"])
 async def allowed(ctx: CheckContext) -> None:
     origin = allowed_origin(ctx)
     response, reproduce = await recent_from(ctx, origin)
@@ -84,11 +82,9 @@ async def allowed(ctx: CheckContext) -> None:
                       f"Access-Control-Allow-Origin: {origin}", f"{got!r}", reproduce)
 
 
-@check(
-    id="cors-disallowed-origin",
-    title="CORS: an origin not on the allow-list gets no Access-Control-Allow-Origin",
-    rules=["CORS-002"],
-)
+@check("cors-disallowed-origin",
+       "CORS: an origin not on the allow-list gets no Access-Control-Allow-Origin",
+       ["CORS-002"])
 async def disallowed(ctx: CheckContext) -> None:
     response, reproduce = await recent_from(ctx, DISALLOWED_ORIGIN)
     got = response.headers.get("access-control-allow-origin")
@@ -106,11 +102,9 @@ async def disallowed(ctx: CheckContext) -> None:
                       "no Access-Control-Allow-Origin", f"{got}", reproduce)
 
 
-@check(
-    id="cors-preflight",
-    title="CORS: an allowed origin's preflight succeeds without credentials, allows the headers",
-    rules=["CORS-003"],
-)
+@check("cors-preflight",
+       "CORS: an allowed origin's preflight succeeds without credentials, allows the headers",
+       ["CORS-003"])
 async def preflight(ctx: CheckContext) -> None:
     origin = allowed_origin(ctx)
     headers = {
@@ -127,11 +121,9 @@ async def preflight(ctx: CheckContext) -> None:
                       "; ".join(problems), reproduce)
 
 
-@check(
-    id="cors-exposed-headers",
-    title="CORS: Location, Retry-After, RateLimit and RateLimit-Policy are exposed",
-    rules=["CORS-004"],
-)
+@check("cors-exposed-headers",
+       "CORS: Location, Retry-After, RateLimit and RateLimit-Policy are exposed",
+       ["CORS-004"])
 async def exposed(ctx: CheckContext) -> None:
     response, reproduce = await recent_from(ctx, allowed_origin(ctx))
     exposed_headers = _listed(response.headers.get("access-control-expose-headers"))

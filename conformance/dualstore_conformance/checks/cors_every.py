@@ -30,14 +30,10 @@ def missing_cors(headers: httpx.Headers, origin: str) -> list[str]:
     return problems
 
 
-@check(
-    id="cors-every-response",
-    title="CORS: errors (400/401/404/405/413/415/422/429) and the stream's 200 carry the CORS "
-    "headers for an allowed origin",
-    rules=["CORS-005"],
-    exclusive=True,
-    timeout_s=60.0,
-)
+@check("cors-every-response",
+       "CORS: errors (400/401/404/405/413/415/422/429) and the stream's 200 carry the CORS "
+       "headers for an allowed origin",
+       ["CORS-005"], exclusive=True, timeout_s=60.0)
 async def every_response(ctx: CheckContext) -> None:
     origin = allowed_origin(ctx)
     headers = {"Origin": origin}

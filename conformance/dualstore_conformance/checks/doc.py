@@ -35,11 +35,9 @@ async def _by_id(ctx: CheckContext, doc_id: str) -> tuple[Any, str]:
     ), reproduce
 
 
-@check(
-    id="doc-shape-exact",
-    title="Doc: a document has exactly id, text, timestamp and metadata, with a valid id",
-    rules=["DOC-001", "DOC-003"],
-)
+@check("doc-shape-exact",
+       "Doc: a document has exactly id, text, timestamp and metadata, with a valid id",
+       ["DOC-001", "DOC-003"])
 async def doc_shape(ctx: CheckContext) -> None:
     written = await ctx.insert(metadata={"shape": 1})
     doc, reproduce = await _by_id(ctx, written["id"])
@@ -71,11 +69,9 @@ async def doc_shape(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="doc-round-trip-exact",
-    title="Doc: text and metadata come back JSON-equal by id, from recent and from search",
-    rules=["DOC-004"],
-)
+@check("doc-round-trip-exact",
+       "Doc: text and metadata come back JSON-equal by id, from recent and from search",
+       ["DOC-004"])
 async def doc_round_trip(ctx: CheckContext) -> None:
     text = f"{ROUND_TRIP_TEXT} {ctx.unique_text('round-trip')}"
     written = await ctx.insert(text=text, metadata=dict(ROUND_TRIP_METADATA))

@@ -42,21 +42,17 @@ async def expect_invalid_filter(ctx: CheckContext, value: str, label: str) -> No
                             params={**extra, "filter": value})
 
 
-@check(
-    id="filter-unsafe-operators-400",
-    title="Filter: $where, $expr, $function, $regex, unknown operators and $ in paths get 400",
-    rules=["FILTER-003", "HTTP-001"],
-)
+@check("filter-unsafe-operators-400",
+       "Filter: $where, $expr, $function, $regex, unknown operators and $ in paths get 400",
+       ["FILTER-003", "HTTP-001"])
 async def unsafe_operators(ctx: CheckContext) -> None:
     for expression in UNSAFE_FILTERS:
         await expect_invalid_filter(ctx, http.encode_filter(expression), f"filter {expression}")
 
 
-@check(
-    id="filter-malformed-400",
-    title="Filter: not base64url, not UTF-8, not JSON or not an object gets 400 with a detail",
-    rules=["FILTER-002", "HTTP-001"],
-)
+@check("filter-malformed-400",
+       "Filter: not base64url, not UTF-8, not JSON or not an object gets 400 with a detail",
+       ["FILTER-002", "HTTP-001"])
 async def malformed(ctx: CheckContext) -> None:
     cases = {
         "not base64url": "%%%not-base64%%%",
@@ -76,11 +72,9 @@ async def malformed(ctx: CheckContext) -> None:
                           ctx.curl("GET", path, params={"filter": value}))
 
 
-@check(
-    id="filter-nested-metadata",
-    title="Filter: metadata.a.b equality matches exactly the documents with that nested value",
-    rules=["FILTER-005", "FILTER-010", "READ-006", "SEARCH-006"],
-)
+@check("filter-nested-metadata",
+       "Filter: metadata.a.b equality matches exactly the documents with that nested value",
+       ["FILTER-005", "FILTER-010", "READ-006", "SEARCH-006"])
 async def nested_metadata(ctx: CheckContext) -> None:
     shapes: list[tuple[dict[str, Any], bool]] = [
         ({"a": {"b": 1}}, True),
@@ -114,11 +108,9 @@ async def nested_metadata(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="filter-operators",
-    title="Filter: $in, $exists, typed $gt/$lte, $or and $and select exactly the right documents",
-    rules=["FILTER-006", "FILTER-007", "FILTER-009"],
-)
+@check("filter-operators",
+       "Filter: $in, $exists, typed $gt/$lte, $or and $and select exactly the right documents",
+       ["FILTER-006", "FILTER-007", "FILTER-009"])
 async def operators(ctx: CheckContext) -> None:
     values: list[Any] = [1, 5, 10, "5", "b", None]
     ids: dict[str, str] = {}
@@ -143,11 +135,9 @@ async def operators(ctx: CheckContext) -> None:
                              evidence={"documents": ids})
 
 
-@check(
-    id="filter-base64url-padding-optional",
-    title="Filter: a base64url filter means the same with or without = padding",
-    rules=["FILTER-001"],
-)
+@check("filter-base64url-padding-optional",
+       "Filter: a base64url filter means the same with or without = padding",
+       ["FILTER-001"])
 async def padding_optional(ctx: CheckContext) -> None:
     first = (await ctx.insert(metadata={"pad": "ab"}))["id"]
     await ctx.insert(metadata={"pad": "other"})
@@ -174,11 +164,9 @@ async def padding_optional(ctx: CheckContext) -> None:
                           f"{response.status_code}: {response.text[:200]}", reproduce)
 
 
-@check(
-    id="filter-timestamp-instants",
-    title="Filter: timestamp conditions compare instants whatever the offsets",
-    rules=["FILTER-008"],
-)
+@check("filter-timestamp-instants",
+       "Filter: timestamp conditions compare instants whatever the offsets",
+       ["FILTER-008"])
 async def timestamp_instants(ctx: CheckContext) -> None:
     written = {
         "A": "2026-05-01T09:00:00.000Z",

@@ -31,12 +31,10 @@ def cases() -> list[tuple[str, dict[str, Any], bool]]:
     ]
 
 
-@check(
-    id="filter-sub-millisecond-instants",
-    title="Filter: instants with more than three fractional digits are truncated to "
-    "milliseconds (the posted timestamp finds its document)",
-    rules=["FILTER-013"],
-)
+@check("filter-sub-millisecond-instants",
+       "Filter: instants with more than three fractional digits are truncated to "
+       "milliseconds (the posted timestamp finds its document)",
+       ["FILTER-013"])
 async def sub_millisecond(ctx: CheckContext) -> None:
     doc_id = (await ctx.insert(timestamp=POSTED))["id"]
     for label, term, matches in cases():

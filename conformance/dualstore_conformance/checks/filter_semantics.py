@@ -42,11 +42,9 @@ NOT_IN_LANGUAGE: list[dict[str, Any]] = [
 """Logical operators the language does not define (also when nested)."""
 
 
-@check(
-    id="filter-nested-logical",
-    title="Filter: nested $and/$or are evaluated as written, never flattened; $nor/$not get 400",
-    rules=["FILTER-011", "FILTER-009"],
-)
+@check("filter-nested-logical",
+       "Filter: nested $and/$or are evaluated as written, never flattened; $nor/$not get 400",
+       ["FILTER-011", "FILTER-009"])
 async def nested_logical(ctx: CheckContext) -> None:
     ids: dict[Bits, str] = {}
     for bits in itertools.product((0, 1), repeat=3):
@@ -81,11 +79,9 @@ TYPED_CASES: list[tuple[Any, set[str]]] = [
 """(condition on metadata.v, labels of the documents it matches)."""
 
 
-@check(
-    id="filter-type-exact-equality",
-    title="Filter: equality and $in compare JSON type and value (true is not 1, '1' is not 1)",
-    rules=["FILTER-012", "FILTER-006"],
-)
+@check("filter-type-exact-equality",
+       "Filter: equality and $in compare JSON type and value (true is not 1, '1' is not 1)",
+       ["FILTER-012", "FILTER-006"])
 async def type_exact_equality(ctx: CheckContext) -> None:
     ids = {label: (await ctx.insert(metadata={"v": value}))["id"]
            for label, value in TYPED_VALUES.items()}

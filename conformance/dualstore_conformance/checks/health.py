@@ -18,11 +18,9 @@ from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import opened
 
 
-@check(
-    id="health-ok-shape",
-    title="Health: GET /v1/health answers ok, database up, collections, heartbeat_seconds, version",
-    rules=["HEALTH-001"],
-)
+@check("health-ok-shape",
+       "Health: GET /v1/health answers ok, database up, collections, heartbeat_seconds, version",
+       ["HEALTH-001"])
 async def health_shape(ctx: CheckContext) -> None:
     body, response, reproduce = await probe_status(ctx, "GET", "/v1/health", 200,
                                                    "health did not answer 200")
@@ -48,11 +46,9 @@ async def health_shape(ctx: CheckContext) -> None:
                       "; ".join(problems), reproduce)
 
 
-@check(
-    id="health-without-credentials",
-    title="Health: /v1/health and /metrics answer without credentials",
-    rules=["HEALTH-002"],
-)
+@check("health-without-credentials",
+       "Health: /v1/health and /metrics answer without credentials",
+       ["HEALTH-002"])
 async def health_without_credentials(ctx: CheckContext) -> None:
     for path in ("/v1/health", "/metrics"):
         response = await ctx.request("GET", path, auth=False)
@@ -65,13 +61,9 @@ async def health_without_credentials(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="health-heartbeat-measured",
-    title="Health: heartbeat_seconds is the interval the streams are measured to use",
-    rules=["HEALTH-004"],
-    timeout_s=10,
-    tags=(HEARTBEAT_WAIT,),
-)
+@check("health-heartbeat-measured",
+       "Health: heartbeat_seconds is the interval the streams are measured to use",
+       ["HEALTH-004"], timeout_s=10, tags=(HEARTBEAT_WAIT,))
 async def heartbeat_measured(ctx: CheckContext) -> None:
     """Health's heartbeat_seconds against two heartbeat intervals measured on an idle stream."""
     reported = ctx.health.get("heartbeat_seconds")
@@ -99,11 +91,9 @@ async def heartbeat_measured(ctx: CheckContext) -> None:
             )
 
 
-@check(
-    id="health-collections-list",
-    title="Health: /v1/collections lists the same valid collection names as health",
-    rules=["HEALTH-005"],
-)
+@check("health-collections-list",
+       "Health: /v1/collections lists the same valid collection names as health",
+       ["HEALTH-005"])
 async def collections_list(ctx: CheckContext) -> None:
     body, response, reproduce = await probe_status(ctx, "GET", "/v1/collections", 200,
                                                    "/v1/collections did not answer 200")
@@ -122,11 +112,9 @@ async def collections_list(ctx: CheckContext) -> None:
                       f"{ctx.collection!r} in the list", str(listed), reproduce)
 
 
-@check(
-    id="health-metrics-prometheus",
-    title="Health: /metrics answers the Prometheus text format",
-    rules=["HEALTH-006"],
-)
+@check("health-metrics-prometheus",
+       "Health: /metrics answers the Prometheus text format",
+       ["HEALTH-006"])
 async def metrics_prometheus(ctx: CheckContext) -> None:
     _, response, reproduce = await probe_status(ctx, "GET", "/metrics", 200,
                                                 "/metrics did not answer 200")

@@ -193,34 +193,28 @@ def missing_collection_name() -> str:
 
 
 # -- checks -------------------------------------------------------------------------------
-@check(
-    id="http-unknown-route-404",
-    title="HTTP: a path the API does not define gets 404 not-found problem",
-    rules=["HTTP-007", "HTTP-001"],
-)
+@check("http-unknown-route-404",
+       "HTTP: a path the API does not define gets 404 not-found problem",
+       ["HTTP-007", "HTTP-001"])
 async def unknown_route(ctx: CheckContext) -> None:
     for path in ("/conformance-no-such-route", f"{ctx.collection_path}/recent/conformance/extra"):
         await probe_problem(ctx, "GET", path, 404, "not-found",
                             f"GET {path} was not a 404 not-found problem")
 
 
-@check(
-    id="http-unknown-collection-404",
-    title="HTTP: a collection the deployment does not serve gets 404 unknown-collection",
-    rules=["HTTP-008", "HTTP-001"],
-)
+@check("http-unknown-collection-404",
+       "HTTP: a collection the deployment does not serve gets 404 unknown-collection",
+       ["HTTP-008", "HTTP-001"])
 async def unknown_collection(ctx: CheckContext) -> None:
     path = f"/v1/{missing_collection_name()}/recent"
     await probe_problem(ctx, "GET", path, 404, "unknown-collection",
                         "recent of an unknown collection was not 404 unknown-collection")
 
 
-@check(
-    id="http-method-not-allowed-allow",
-    title="HTTP: an unsupported method gets 405 with Allow listing the documented methods "
-    "(plus HEAD/OPTIONS)",
-    rules=["HTTP-005", "HTTP-001"],
-)
+@check("http-method-not-allowed-allow",
+       "HTTP: an unsupported method gets 405 with Allow listing the documented methods "
+       "(plus HEAD/OPTIONS)",
+       ["HTTP-005", "HTTP-001"])
 async def method_not_allowed(ctx: CheckContext) -> None:
     cases = [
         ("POST", "/v1/health", "/v1/health"),
@@ -248,11 +242,9 @@ async def method_not_allowed(ctx: CheckContext) -> None:
                 ctx.curl(method, path, body=body))
 
 
-@check(
-    id="http-unsupported-media-type-415",
-    title="HTTP: a POST that is not application/json gets 415 unsupported-media-type",
-    rules=["HTTP-006", "HTTP-001"],
-)
+@check("http-unsupported-media-type-415",
+       "HTTP: a POST that is not application/json gets 415 unsupported-media-type",
+       ["HTTP-006", "HTTP-001"])
 async def unsupported_media_type(ctx: CheckContext) -> None:
     await probe_problem(
         ctx, "POST", ctx.collection_path, 415, "unsupported-media-type",
@@ -260,11 +252,9 @@ async def unsupported_media_type(ctx: CheckContext) -> None:
         headers={"Content-Type": "text/plain"}, body="conformance: not json")
 
 
-@check(
-    id="http-invalid-json-400",
-    title="HTTP: a POST body that is not well-formed JSON gets 400 invalid-json",
-    rules=["HTTP-009", "HTTP-001"],
-)
+@check("http-invalid-json-400",
+       "HTTP: a POST body that is not well-formed JSON gets 400 invalid-json",
+       ["HTTP-009", "HTTP-001"])
 async def invalid_json(ctx: CheckContext) -> None:
     headers = {"Content-Type": "application/json"}
     for body in (b'{"text": "conformance', b"\xff\xfe{}"):
@@ -273,11 +263,9 @@ async def invalid_json(ctx: CheckContext) -> None:
                             headers=headers, body=body)
 
 
-@check(
-    id="http-empty-optional-parameters",
-    title="HTTP: empty cursor, filter and Idempotency-Key values count as absent",
-    rules=["HTTP-011"],
-)
+@check("http-empty-optional-parameters",
+       "HTTP: empty cursor, filter and Idempotency-Key values count as absent",
+       ["HTTP-011"])
 async def empty_optional_parameters(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     body, response, reproduce = await probe_status(
@@ -302,11 +290,9 @@ async def empty_optional_parameters(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="http-ui-page-or-404",
-    title="HTTP: /v1/ui/ serves an HTML page, or 404 not-found when the deployment disables it",
-    rules=["HTTP-014"],
-)
+@check("http-ui-page-or-404",
+       "HTTP: /v1/ui/ serves an HTML page, or 404 not-found when the deployment disables it",
+       ["HTTP-014"])
 async def ui_page(ctx: CheckContext) -> None:
     response = await ctx.request("GET", "/v1/ui/")
     if response.status_code == 404:

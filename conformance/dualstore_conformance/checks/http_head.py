@@ -36,11 +36,9 @@ def head_errors(get_status: int, get_type: str | None, head_status: int,
     return errors
 
 
-@check(
-    id="http-head",
-    title="HEAD on a GET path: the GET's status and headers without content, or 405",
-    rules=["HTTP-021"],
-)
+@check("http-head",
+       "HEAD on a GET path: the GET's status and headers without content, or 405",
+       ["HTTP-021"])
 async def head(ctx: CheckContext) -> None:
     doc_id = (await ctx.insert())["id"]
     paths: list[tuple[str, dict[str, str]]] = [

@@ -38,22 +38,18 @@ def raw_filter(raw_json: bytes) -> str:
     return base64.urlsafe_b64encode(raw_json).decode("ascii").rstrip("=")
 
 
-@check(
-    id="http-lone-surrogate-body",
-    title="JSON text: a lone surrogate escape in a POST body gets 400 invalid-json",
-    rules=["HTTP-019", "HTTP-013"],
-)
+@check("http-lone-surrogate-body",
+       "JSON text: a lone surrogate escape in a POST body gets 400 invalid-json",
+       ["HTTP-019", "HTTP-013"])
 async def lone_surrogate_body(ctx: CheckContext) -> None:
     for label, raw in BODY_PROBES:
         await probe_problem(ctx, "POST", ctx.collection_path, 400, "invalid-json",
                             f"{label} was not refused as invalid JSON", body=raw, headers=JSON)
 
 
-@check(
-    id="filter-lone-surrogate",
-    title="JSON text: a lone surrogate escape in a filter gets 400 invalid-filter",
-    rules=["HTTP-019", "HTTP-013"],
-)
+@check("filter-lone-surrogate",
+       "JSON text: a lone surrogate escape in a filter gets 400 invalid-filter",
+       ["HTTP-019", "HTTP-013"])
 async def lone_surrogate_filter(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for label, raw in FILTER_PROBES:
@@ -62,11 +58,9 @@ async def lone_surrogate_filter(ctx: CheckContext) -> None:
                             params=params)
 
 
-@check(
-    id="http-deep-nesting",
-    title="JSON text: a body or filter nested thousands deep gets its 4xx, never a 500",
-    rules=["HTTP-019", "HTTP-013"],
-)
+@check("http-deep-nesting",
+       "JSON text: a body or filter nested thousands deep gets its 4xx, never a 500",
+       ["HTTP-019", "HTTP-013"])
 async def deep_nesting(ctx: CheckContext) -> None:
     nested = b"[" * BODY_DEPTH + b"]" * BODY_DEPTH
     raw = b'{"text":"a","metadata":{"k":' + nested + b"}}"

@@ -21,11 +21,9 @@ MAX_BURST_REQUESTS = 2000
 """Never send more than this many requests looking for a 429 (good-guest bound)."""
 
 
-@check(
-    id="limit-page-limit-range",
-    title="Limits: recent with limit 0, 201 or not an integer gets 400 invalid-request",
-    rules=["LIMIT-003", "READ-002"],
-)
+@check("limit-page-limit-range",
+       "Limits: recent with limit 0, 201 or not an integer gets 400 invalid-request",
+       ["LIMIT-003", "READ-002"])
 async def page_limit(ctx: CheckContext) -> None:
     top = ctx.limit("recent_limit.max")
     path = f"{ctx.collection_path}/recent"
@@ -35,11 +33,9 @@ async def page_limit(ctx: CheckContext) -> None:
                             f"recent with limit={value} was not 400", params=params)
 
 
-@check(
-    id="limit-search-k-range",
-    title="Limits: search with k 0, 51 or not an integer gets 400 invalid-request",
-    rules=["LIMIT-003", "SEARCH-002"],
-)
+@check("limit-search-k-range",
+       "Limits: search with k 0, 51 or not an integer gets 400 invalid-request",
+       ["LIMIT-003", "SEARCH-002"])
 async def search_k(ctx: CheckContext) -> None:
     top = ctx.limit("search_k.max")
     path = f"{ctx.collection_path}/search"
@@ -66,11 +62,9 @@ async def probe_over_cap(ctx: CheckContext, cap: int, message: str) -> None:
                         headers={"Content-Type": "application/json"})
 
 
-@check(
-    id="limit-body-413",
-    title="Limits: a body of 64 KiB + 1 byte gets 413 payload-too-large",
-    rules=["LIMIT-001", "HTTP-001"],
-)
+@check("limit-body-413",
+       "Limits: a body of 64 KiB + 1 byte gets 413 payload-too-large",
+       ["LIMIT-001", "HTTP-001"])
 async def body_too_large(ctx: CheckContext) -> None:
     cap = ctx.limit("max_body_bytes")
     await probe_over_cap(ctx, cap, f"a {cap + 1}-byte body was not 413 payload-too-large")
@@ -91,11 +85,9 @@ def _long_filter(cap: int, over: bool) -> str:
             return value
 
 
-@check(
-    id="limit-filter-oversized-400",
-    title="Limits: a filter over the published encoded length gets 400 invalid-filter",
-    rules=["FILTER-004", "HTTP-001"],
-)
+@check("limit-filter-oversized-400",
+       "Limits: a filter over the published encoded length gets 400 invalid-filter",
+       ["FILTER-004", "HTTP-001"])
 async def filter_oversized(ctx: CheckContext) -> None:
     cap = ctx.limit("filter.max_encoded_length")
     # A few conditions with strings of 200 characters (scalar strings are capped
@@ -200,13 +192,9 @@ async def provoke_rate_limit(ctx: CheckContext) -> tuple[httpx.Response, str]:
     return limited, path
 
 
-@check(
-    id="limit-rate-limited-429",
-    title="Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
-    rules=["LIMIT-004", "HTTP-001"],
-    exclusive=True,
-    timeout_s=60.0,
-)
+@check("limit-rate-limited-429",
+       "Limits: over the rate limit: 429 with Retry-After, RateLimit and RateLimit-Policy",
+       ["LIMIT-004", "HTTP-001"], exclusive=True, timeout_s=60.0)
 async def rate_limited(ctx: CheckContext) -> None:
     limited, path = await provoke_rate_limit(ctx)
     try:

@@ -102,11 +102,9 @@ async def _judge(ctx: CheckContext, path: str, probes: list[Probe]) -> None:
         expect_at_bound(ctx, response, label, status, slug, ctx.curl("GET", path, params=shown))
 
 
-@check(
-    id="limit-body-at-cap",
-    title="Limits: a body of exactly the cap is not 413; one byte more gets 413",
-    rules=["LIMIT-006", "LIMIT-001"],
-)
+@check("limit-body-at-cap",
+       "Limits: a body of exactly the cap is not 413; one byte more gets 413",
+       ["LIMIT-006", "LIMIT-001"])
 async def body_at_cap(ctx: CheckContext) -> None:
     cap = ctx.limit("max_body_bytes")
     headers = {"Content-Type": "application/json"}
@@ -121,11 +119,9 @@ async def body_at_cap(ctx: CheckContext) -> None:
     await probe_over_cap(ctx, cap, f"a body of {cap + 1} bytes (the cap + 1) was not 413")
 
 
-@check(
-    id="limit-params-at-bounds",
-    title="Limits: limit, k and q accepted at both ends of their range, refused one past",
-    rules=["LIMIT-006", "LIMIT-003", "READ-002", "SEARCH-001", "SEARCH-002"],
-)
+@check("limit-params-at-bounds",
+       "Limits: limit, k and q accepted at both ends of their range, refused one past",
+       ["LIMIT-006", "LIMIT-003", "READ-002", "SEARCH-001", "SEARCH-002"])
 async def params_at_bounds(ctx: CheckContext) -> None:
     recent = f"{ctx.collection_path}/recent"
     search = f"{ctx.collection_path}/search"
@@ -155,11 +151,9 @@ FilterCase = tuple[str, Callable[[int], dict[str, Any]], str]
 """(bound label, filter expression for n, dotted limit path)."""
 
 
-@check(
-    id="limit-filter-at-bounds",
-    title="Limits: every filter bound accepted at the bound, 400 invalid-filter one past",
-    rules=["LIMIT-006", "FILTER-004"],
-)
+@check("limit-filter-at-bounds",
+       "Limits: every filter bound accepted at the bound, 400 invalid-filter one past",
+       ["LIMIT-006", "FILTER-004"])
 async def filter_at_bounds(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     strings = ctx.limit("filter.max_string_length") if "max_string_length" in (
@@ -203,12 +197,10 @@ async def _post(ctx: CheckContext, metadata: dict[str, Any]) -> httpx.Response:
     return await ctx.request("POST", ctx.collection_path, json=body)
 
 
-@check(
-    id="limit-metadata-at-bounds",
-    title="Limits: metadata depth, key length and number magnitude accepted at the bound, "
-    "422 one past",
-    rules=["LIMIT-006", "WRITE-005"],
-)
+@check("limit-metadata-at-bounds",
+       "Limits: metadata depth, key length and number magnitude accepted at the bound, "
+       "422 one past",
+       ["LIMIT-006", "WRITE-005"])
 async def metadata_at_bounds(ctx: CheckContext) -> None:
     depth = ctx.limit("metadata.max_depth")
     key = ctx.limit("metadata.max_key_length")

@@ -109,12 +109,9 @@ def verdict(observation: BodyObservation) -> str:
     return "undecided"
 
 
-@check(
-    id="limit-body-not-buffered",
-    title="Limits: an oversized body is refused without reading past the cap",
-    rules=["LIMIT-002", "LIMIT-001"],
-    timeout_s=30.0,
-)
+@check("limit-body-not-buffered",
+       "Limits: an oversized body is refused without reading past the cap",
+       ["LIMIT-002", "LIMIT-001"])
 async def body_not_buffered(ctx: CheckContext) -> None:
     cap = ctx.limit("max_body_bytes")
     url = urlsplit(ctx.url(ctx.collection_path))

@@ -13,14 +13,10 @@ from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 
-@check(
-    id="limit-ratelimit-fields",
-    title="Limits: a 429 rate-limited carries RateLimit r=0;t>=1 and RateLimit-Policy with the "
-    "declared burst and refill time",
-    rules=["LIMIT-009"],
-    exclusive=True,
-    timeout_s=60.0,
-)
+@check("limit-ratelimit-fields",
+       "Limits: a 429 rate-limited carries RateLimit r=0;t>=1 and RateLimit-Policy with the "
+       "declared burst and refill time",
+       ["LIMIT-009"], exclusive=True, timeout_s=60.0)
 async def ratelimit_fields(ctx: CheckContext) -> None:
     limited, path = await provoke_rate_limit(ctx)
     try:

@@ -52,11 +52,9 @@ async def _judge(ctx: CheckContext, path: str, name: str, value: int, fixed: str
                             "invalid-request")
 
 
-@check(
-    id="limit-integer-syntax",
-    title="Limits: limit and k spelled 05, +5, 5.0, 5e0, ' 5', fullwidth or empty get 400",
-    rules=["LIMIT-008"],
-)
+@check("limit-integer-syntax",
+       "Limits: limit and k spelled 05, +5, 5.0, 5e0, ' 5', fullwidth or empty get 400",
+       ["LIMIT-008"])
 async def integer_syntax(ctx: CheckContext) -> None:
     await _judge(ctx, f"{ctx.collection_path}/recent", "limit",
                  ctx.limit("recent_limit.default"), "")

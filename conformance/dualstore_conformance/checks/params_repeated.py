@@ -47,12 +47,9 @@ async def _a_cursor(ctx: CheckContext, own: str) -> str:
     return cursor
 
 
-@check(
-    id="http-repeated-parameters",
-    title="HTTP: limit, k, q, cursor, filter or since given twice gets 400; unknown ones repeat",
-    rules=["HTTP-017"],
-    timeout_s=45,
-)
+@check("http-repeated-parameters",
+       "HTTP: limit, k, q, cursor, filter or since given twice gets 400; unknown ones repeat",
+       ["HTTP-017"], timeout_s=45)
 async def repeated_parameters(ctx: CheckContext) -> None:
     own = ctx.own_filter()
     recent = f"{ctx.collection_path}/recent"

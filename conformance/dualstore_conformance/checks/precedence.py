@@ -122,12 +122,9 @@ async def send(ctx: CheckContext, probe: Probe) -> tuple[int, str, bytes, str]:
                      params=probe.params))
 
 
-@check(
-    id="http-precedence",
-    title="Precedence: a request breaking two rules gets the problem the spec's table names",
-    rules=["HTTP-015"],
-    timeout_s=60,
-)
+@check("http-precedence",
+       "Precedence: a request breaking two rules gets the problem the spec's table names",
+       ["HTTP-015"], timeout_s=60)
 async def precedence(ctx: CheckContext) -> None:
     spec = facts.current()
     key = f"precedence-{uuid.uuid4().hex}"

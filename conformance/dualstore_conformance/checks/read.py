@@ -16,11 +16,9 @@ from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import check
 
 
-@check(
-    id="read-by-id",
-    title="Read: GET /v1/{collection}/{id} returns the document just written",
-    rules=["READ-005", "WRITE-009"],
-)
+@check("read-by-id",
+       "Read: GET /v1/{collection}/{id} returns the document just written",
+       ["READ-005", "WRITE-009"])
 async def read_by_id(ctx: CheckContext) -> None:
     written = await ctx.insert(metadata={"kind": "by-id"})
     path = f"{ctx.collection_path}/{written['id']}"
@@ -38,11 +36,9 @@ async def read_by_id(ctx: CheckContext) -> None:
             response.text[:400], reproduce)
 
 
-@check(
-    id="read-unknown-id-404",
-    title="Read: an id with no document, or outside the id pattern, gets 404 not-found problem",
-    rules=["READ-005", "HTTP-001"],
-)
+@check("read-unknown-id-404",
+       "Read: an id with no document, or outside the id pattern, gets 404 not-found problem",
+       ["READ-005", "HTTP-001"])
 async def unknown_id(ctx: CheckContext) -> None:
     for doc_id in (uuid.uuid4().hex, "conformance%20not%20an%20id"):
         path = f"{ctx.collection_path}/{doc_id}"
@@ -50,11 +46,9 @@ async def unknown_id(ctx: CheckContext) -> None:
                             f"GET of unknown id {doc_id!r} was not 404")
 
 
-@check(
-    id="read-recent-newest-first",
-    title="Read: recent lists newest first by timestamp",
-    rules=["READ-001", "READ-006"],
-)
+@check("read-recent-newest-first",
+       "Read: recent lists newest first by timestamp",
+       ["READ-001", "READ-006"])
 async def recent_order(ctx: CheckContext) -> None:
     stamps = ["2026-01-01T00:00:02.000Z", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"]
     ids = {}
@@ -72,11 +66,9 @@ async def recent_order(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="read-recent-limit",
-    title="Read: recent returns at most limit items and offers next when more follow",
-    rules=["READ-002", "READ-001"],
-)
+@check("read-recent-limit",
+       "Read: recent returns at most limit items and offers next when more follow",
+       ["READ-002", "READ-001"])
 async def recent_limit(ctx: CheckContext) -> None:
     for _ in range(3):
         await ctx.insert()
@@ -91,12 +83,9 @@ async def recent_limit(ctx: CheckContext) -> None:
             "2 items and next", response.text[:400], reproduce)
 
 
-@check(
-    id="read-cursor-stable-while-inserting",
-    title="Read: following next visits every document once, in order, while inserts happen",
-    rules=["READ-003", "READ-006"],
-    timeout_s=60.0,
-)
+@check("read-cursor-stable-while-inserting",
+       "Read: following next visits every document once, in order, while inserts happen",
+       ["READ-003", "READ-006"], timeout_s=60.0)
 async def cursor_stability(ctx: CheckContext) -> None:
     # Distinct, older timestamps: the pages' expected order is known in advance.
     original = []
@@ -144,11 +133,9 @@ async def cursor_stability(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="read-invalid-cursor-400",
-    title="Read: a cursor the server did not issue gets 400 invalid-cursor",
-    rules=["READ-004", "HTTP-001"],
-)
+@check("read-invalid-cursor-400",
+       "Read: a cursor the server did not issue gets 400 invalid-cursor",
+       ["READ-004", "HTTP-001"])
 async def invalid_cursor(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/recent"
     for cursor in ("conformance-not-a-cursor", "eyJub3QiOiJhIGN1cnNvciJ9", "!!"):

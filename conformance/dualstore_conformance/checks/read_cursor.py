@@ -82,12 +82,9 @@ async def _page(ctx: CheckContext, params: dict[str, str]) -> tuple[dict[str, An
     return body, reproduce
 
 
-@check(
-    id="read-cursor-timestamp-ties",
-    title="Read: documents sharing a timestamp are neither skipped nor repeated across pages",
-    rules=["READ-007", "READ-003"],
-    timeout_s=60.0,
-)
+@check("read-cursor-timestamp-ties",
+       "Read: documents sharing a timestamp are neither skipped nor repeated across pages",
+       ["READ-007", "READ-003"], timeout_s=60.0)
 async def timestamp_ties(ctx: CheckContext) -> None:
     newer = [(await ctx.insert(timestamp="2025-07-01T00:00:02.000Z", metadata={"n": i}))["id"]
              for i in range(2)]
@@ -130,11 +127,9 @@ async def _refused(ctx: CheckContext, path: str, params: dict[str, str], label: 
                    ctx.curl("GET", path, params=shown))
 
 
-@check(
-    id="read-cursor-tamper-evident",
-    title="Read: an edited cursor, or one sent with another filter or collection, gets 400",
-    rules=["READ-008", "READ-004"],
-)
+@check("read-cursor-tamper-evident",
+       "Read: an edited cursor, or one sent with another filter or collection, gets 400",
+       ["READ-008", "READ-004"])
 async def tamper_evident(ctx: CheckContext) -> None:
     for second in range(3):
         await ctx.insert(timestamp=f"2025-08-01T00:00:0{second}.000Z")

@@ -27,11 +27,9 @@ def padded_to(ctx: CheckContext, minimum: spec_facts.RequestSize) -> tuple[str, 
     return path, headers
 
 
-@check(
-    id="http-request-size-minimums",
-    title="HTTP: an 8,000-octet request line with an 8,192-octet header section is served",
-    rules=["HTTP-020"],
-)
+@check("http-request-size-minimums",
+       "HTTP: an 8,000-octet request line with an 8,192-octet header section is served",
+       ["HTTP-020"])
 async def request_size_minimums(ctx: CheckContext) -> None:
     minimum = spec_facts.current().request_size
     path, headers = padded_to(ctx, minimum)

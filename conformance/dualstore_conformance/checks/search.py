@@ -19,11 +19,9 @@ async def search(ctx: CheckContext, params: dict[str, Any]) -> tuple[list[dict[s
     return items_of(ctx, body, response, "search answer has no items list", reproduce), reproduce
 
 
-@check(
-    id="search-unique-document-first",
-    title="Search: a just-inserted document with distinctive text is the first hit",
-    rules=["SEARCH-005"],
-)
+@check("search-unique-document-first",
+       "Search: a just-inserted document with distinctive text is the first hit",
+       ["SEARCH-005"])
 async def unique_first(ctx: CheckContext) -> None:
     words = ctx.unique_text("zebra quasar marmalade").split()
     text = " ".join(words)
@@ -39,11 +37,9 @@ async def unique_first(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="search-k-with-selective-filter",
-    title="Search: k is honoured exactly when a selective filter matches at least k documents",
-    rules=["SEARCH-004", "SEARCH-006", "SEARCH-002"],
-)
+@check("search-k-with-selective-filter",
+       "Search: k is honoured exactly when a selective filter matches at least k documents",
+       ["SEARCH-004", "SEARCH-006", "SEARCH-002"])
 async def k_selective(ctx: CheckContext) -> None:
     mine = []
     for n in range(5):
@@ -61,11 +57,9 @@ async def k_selective(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="search-score-order",
-    title="Search: every hit has a numeric score and hits are best first",
-    rules=["SEARCH-003"],
-)
+@check("search-score-order",
+       "Search: every hit has a numeric score and hits are best first",
+       ["SEARCH-003"])
 async def score_order(ctx: CheckContext) -> None:
     for text in ("alpha beta gamma", "alpha beta", "alpha", "unrelated words entirely"):
         await ctx.insert(text=f"{text} {ctx.check_id}")
@@ -89,11 +83,9 @@ async def score_order(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="search-q-required",
-    title="Search: a missing or empty q gets 400 invalid-request",
-    rules=["SEARCH-001", "HTTP-001"],
-)
+@check("search-q-required",
+       "Search: a missing or empty q gets 400 invalid-request",
+       ["SEARCH-001", "HTTP-001"])
 async def q_required(ctx: CheckContext) -> None:
     path = f"{ctx.collection_path}/search"
     longest = ctx.limit("search_q_max_length")

@@ -80,13 +80,9 @@ async def _fill(
     return opened, None
 
 
-@check(
-    id="sse-cap-too-many-streams",
-    title="Cap: the stream past the per-IP cap gets 429 too-many-streams with Retry-After",
-    rules=["SSE-CAP-001"],
-    timeout_s=40,
-    exclusive=True,
-)
+@check("sse-cap-too-many-streams",
+       "Cap: the stream past the per-IP cap gets 429 too-many-streams with Retry-After",
+       ["SSE-CAP-001"], timeout_s=40, exclusive=True)
 async def too_many_streams(ctx: CheckContext) -> None:
     """Open the declared cap of streams (--stream-cap, else the spec's); the next one is
     refused properly."""
@@ -107,14 +103,10 @@ async def too_many_streams(ctx: CheckContext) -> None:
             stream_judging.delay_or_date_errors(refused.headers.get("retry-after")))
 
 
-@check(
-    id="sse-cap-matches-spec",
-    title="Cap: the per-IP cap in force is the declared one (x-dualstore-limits.stream_cap_per_ip "
-          "unless --stream-cap says otherwise)",
-    rules=["SSE-CAP-003"],
-    timeout_s=40,
-    exclusive=True,
-)
+@check("sse-cap-matches-spec",
+       "Cap: the per-IP cap in force is the declared one (x-dualstore-limits.stream_cap_per_ip "
+       "unless --stream-cap says otherwise)",
+       ["SSE-CAP-003"], timeout_s=40, exclusive=True)
 async def matches_spec(ctx: CheckContext) -> None:
     """Exactly cap streams are accepted, the next is refused."""
     cap = stream_cap(ctx.limits)
@@ -132,13 +124,9 @@ async def matches_spec(ctx: CheckContext) -> None:
             )
 
 
-@check(
-    id="sse-cap-slot-released",
-    title="Cap: after a client disconnects an idle stream, a new stream is accepted within 2 s",
-    rules=["SSE-CAP-002"],
-    timeout_s=40,
-    exclusive=True,
-)
+@check("sse-cap-slot-released",
+       "Cap: after a client disconnects an idle stream, a new stream is accepted within 2 s",
+       ["SSE-CAP-002"], timeout_s=40, exclusive=True)
 async def slot_released(ctx: CheckContext) -> None:
     """Fill the cap, close one idle stream, then try to open one every 0.2 s.
 

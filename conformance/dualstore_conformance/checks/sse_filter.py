@@ -26,12 +26,9 @@ def _matching(ctx: CheckContext) -> dict[str, str]:
     return {"filter": ctx.own_filter({"metadata.kind": "match"})}
 
 
-@check(
-    id="sse-filter-exact-matches",
-    title="Filter: a filtered stream delivers exactly the matching documents, in order",
-    rules=["SSE-FILTER-001"],
-    timeout_s=30,
-)
+@check("sse-filter-exact-matches",
+       "Filter: a filtered stream delivers exactly the matching documents, in order",
+       ["SSE-FILTER-001"])
 async def exact_matches(ctx: CheckContext) -> None:
     """Compared with an unfiltered view of the same documents (the collection's order)."""
     async with ctx.open_stream(own_params(ctx)) as everything, ctx.open_stream(
@@ -71,12 +68,9 @@ INVALID = [
 ]
 
 
-@check(
-    id="sse-filter-invalid",
-    title="Filter: an invalid filter gets 400 invalid-filter before any stream bytes",
-    rules=["SSE-FILTER-002"],
-    timeout_s=30,
-)
+@check("sse-filter-invalid",
+       "Filter: an invalid filter gets 400 invalid-filter before any stream bytes",
+       ["SSE-FILTER-002"])
 async def invalid(ctx: CheckContext) -> None:
     """Undecodable, non-JSON and unsafe filters are refused."""
     for label, value in INVALID:
@@ -86,12 +80,9 @@ async def invalid(ctx: CheckContext) -> None:
                                   "invalid-filter", label, filter=value)
 
 
-@check(
-    id="sse-filter-resume",
-    title="Filter: resuming a filtered stream replays only the missed matches",
-    rules=["SSE-FILTER-003"],
-    timeout_s=40,
-)
+@check("sse-filter-resume",
+       "Filter: resuming a filtered stream replays only the missed matches",
+       ["SSE-FILTER-003"], timeout_s=40)
 async def resume(ctx: CheckContext) -> None:
     """Last-Event-ID from a filtered stream; missed matches and non-matches; then live."""
     async with opened(ctx, _matching(ctx), ready=True) as reader:

@@ -54,16 +54,13 @@ def header_check(name: str, holds: Callable[[str], bool], title: str,
 
 
 for _id, _title, _rule, _name, _holds, _fails, _expected in HEADER_CHECKS:
-    check(id=_id, title=_title, rules=[_rule], timeout_s=15)(
+    check(_id, _title, [_rule], timeout_s=15)(
         header_check(_name, _holds, _fails, _expected))
 
 
-@check(
-    id="sse-frame-sent-on-open",
-    title="Stream: a complete block arrives within 1 s of the headers",
-    rules=["SSE-FRAME-004"],
-    timeout_s=15,
-)
+@check("sse-frame-sent-on-open",
+       "Stream: a complete block arrives within 1 s of the headers",
+       ["SSE-FRAME-004"], timeout_s=15)
 async def sent_on_open(ctx: CheckContext) -> None:
     """Within the spec's 1 s of the headers (never scaled: a limit the spec states), at
     least one complete block (event or comment)."""
@@ -78,12 +75,9 @@ async def sent_on_open(ctx: CheckContext) -> None:
                         f"{len(reader.raw)} bytes: {bytes(reader.raw[:200])!r}")
 
 
-@check(
-    id="sse-frame-open-retry-heartbeat",
-    title="Stream: opens with a retry hint, then a heartbeat",
-    rules=["SSE-FRAME-005"],
-    timeout_s=15,
-)
+@check("sse-frame-open-retry-heartbeat",
+       "Stream: opens with a retry hint, then a heartbeat",
+       ["SSE-FRAME-005"], timeout_s=15)
 async def open_retry_heartbeat(ctx: CheckContext) -> None:
     """The first block sets retry; the first event is a heartbeat."""
     async with opened(ctx) as reader:
@@ -101,12 +95,9 @@ async def open_retry_heartbeat(ctx: CheckContext) -> None:
                         "retry: <ms> then event: heartbeat on open", "; ".join(problems))
 
 
-@check(
-    id="sse-frame-insert-event",
-    title="Stream: an insert is event insert, an id, one data line holding the Doc",
-    rules=["SSE-FRAME-006", "SSE-FRAME-007", "SSE-FRAME-008"],
-    timeout_s=20,
-)
+@check("sse-frame-insert-event",
+       "Stream: an insert is event insert, an id, one data line holding the Doc",
+       ["SSE-FRAME-006", "SSE-FRAME-007", "SSE-FRAME-008"], timeout_s=20)
 async def insert_event(ctx: CheckContext) -> None:
     """Judged by the WHATWG parser: legal framing variations are accepted."""
     async with opened(ctx, ready=True) as reader:
@@ -156,12 +147,9 @@ async def insert_event(ctx: CheckContext) -> None:
                         ["SSE-FRAME-008"])
 
 
-@check(
-    id="sse-frame-event-types",
-    title="Stream: only insert and heartbeat events are sent",
-    rules=["SSE-FRAME-009", "SSE-FRAME-007"],
-    timeout_s=20,
-)
+@check("sse-frame-event-types",
+       "Stream: only insert and heartbeat events are sent",
+       ["SSE-FRAME-009", "SSE-FRAME-007"], timeout_s=20)
 async def event_types(ctx: CheckContext) -> None:
     """Every event on an unfiltered stream (with inserts and heartbeats) is insert/heartbeat.
 

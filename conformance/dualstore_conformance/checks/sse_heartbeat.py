@@ -96,13 +96,9 @@ async def idle_heartbeats(ctx: CheckContext, reader: StreamReader, count: int) -
     return done
 
 
-@check(
-    id="sse-heartbeat-format",
-    title="Heartbeat: event heartbeat, no id field, data {\"t\": <Timestamp>}",
-    rules=["SSE-HEARTBEAT-001"],
-    timeout_s=20,
-    tags=(HEARTBEAT_WAIT,),
-)
+@check("sse-heartbeat-format",
+       "Heartbeat: event heartbeat, no id field, data {\"t\": <Timestamp>}",
+       ["SSE-HEARTBEAT-001"], timeout_s=20, tags=(HEARTBEAT_WAIT,))
 async def heartbeat_format(ctx: CheckContext) -> None:
     """Every heartbeat on a stream, the one on open and the one after an insert event
     (an id repeating the last event id can only show there), has the documented format."""
@@ -131,13 +127,9 @@ async def heartbeat_format(ctx: CheckContext) -> None:
                             "; ".join(errors), event=event_dict(event))
 
 
-@check(
-    id="sse-heartbeat-cadence",
-    title="Heartbeat: every H seconds within max(0.5 s, 20% of H) on an idle stream",
-    rules=["SSE-HEARTBEAT-002"],
-    timeout_s=10,
-    tags=(HEARTBEAT_WAIT,),
-)
+@check("sse-heartbeat-cadence",
+       "Heartbeat: every H seconds within max(0.5 s, 20% of H) on an idle stream",
+       ["SSE-HEARTBEAT-002"], timeout_s=10, tags=(HEARTBEAT_WAIT,))
 async def heartbeat_cadence(ctx: CheckContext) -> None:
     """Two intervals between heartbeats on a stream filtered to nothing (spec tolerance)."""
     interval = ctx.target.heartbeat_seconds
@@ -163,13 +155,10 @@ MAX_FILTERED_WRITES_IN_FLIGHT = 4
 """Filtered-out inserts the cadence check keeps in flight at once."""
 
 
-@check(
-    id="sse-heartbeat-filtered-cadence",
-    title="Heartbeat: documents a filtered stream leaves out do not delay its heartbeats",
-    rules=["SSE-HEARTBEAT-004", "SSE-HEARTBEAT-002", "SSE-FILTER-001"],
-    timeout_s=15,
-    tags=(HEARTBEAT_WAIT,),
-)
+@check("sse-heartbeat-filtered-cadence",
+       "Heartbeat: documents a filtered stream leaves out do not delay its heartbeats",
+       ["SSE-HEARTBEAT-004", "SSE-HEARTBEAT-002", "SSE-FILTER-001"],
+       timeout_s=15, tags=(HEARTBEAT_WAIT,))
 async def filtered_cadence(ctx: CheckContext) -> None:
     """While the check inserts non-matching documents every 0.6 H, a filtered stream that
     sends nothing else still heartbeats every H within the spec's tolerance.
@@ -256,12 +245,9 @@ async def filtered_cadence(ctx: CheckContext) -> None:
             )
 
 
-@check(
-    id="sse-heartbeat-default-interval",
-    title="Heartbeat: the default interval is 15 s",
-    rules=["SSE-HEARTBEAT-003"],
-    timeout_s=10,
-)
+@check("sse-heartbeat-default-interval",
+       "Heartbeat: the default interval is 15 s",
+       ["SSE-HEARTBEAT-003"], timeout_s=10)
 async def default_interval(ctx: CheckContext) -> None:
     """Health's heartbeat_seconds is the spec's default unless the run was told otherwise."""
     if ctx.target.heartbeat_explicit:

@@ -28,12 +28,9 @@ WRITERS = 4
 DOCUMENTS = 40
 
 
-@check(
-    id="sse-order-concurrent-exactly-once",
-    title="Order: concurrent writers, several readers: every insert once, one order, same ids",
-    rules=["SSE-ORDER-001", "SSE-ORDER-002", "SSE-ORDER-003"],
-    timeout_s=60,
-)
+@check("sse-order-concurrent-exactly-once",
+       "Order: concurrent writers, several readers: every insert once, one order, same ids",
+       ["SSE-ORDER-001", "SSE-ORDER-002", "SSE-ORDER-003"], timeout_s=60)
 async def concurrent_exactly_once(ctx: CheckContext) -> None:
     """4 writers insert 40 documents while 3 readers watch the check's own documents."""
     async with contextlib.AsyncExitStack() as stack:
@@ -143,12 +140,9 @@ async def _ids_are_positions(ctx: CheckContext, sequence: list[tuple[str, str]])
                             ["SSE-ORDER-003"], delivered=sequence, replayed=got)
 
 
-@check(
-    id="sse-order-committed-before-event",
-    title="Order: a document is readable by id as soon as its insert event arrives",
-    rules=["SSE-ORDER-004"],
-    timeout_s=30,
-)
+@check("sse-order-committed-before-event",
+       "Order: a document is readable by id as soon as its insert event arrives",
+       ["SSE-ORDER-004"])
 async def committed_before_event(ctx: CheckContext) -> None:
     """GET /v1/{collection}/{id} right after each insert event answers 200.
 
@@ -187,12 +181,9 @@ async def committed_before_event(ctx: CheckContext) -> None:
                            "judged (delivery is judged by sse-order-concurrent-exactly-once)")
 
 
-@check(
-    id="sse-order-start-point",
-    title="Order: a stream without a resume token starts live (nothing from before it opened)",
-    rules=["SSE-ORDER-005"],
-    timeout_s=30,
-)
+@check("sse-order-start-point",
+       "Order: a stream without a resume token starts live (nothing from before it opened)",
+       ["SSE-ORDER-005"])
 async def start_point(ctx: CheckContext) -> None:
     """Documents committed before the open are not sent; ones after are."""
     before = await ctx.insert(text=ctx.unique_text("before"))
@@ -209,12 +200,9 @@ async def start_point(ctx: CheckContext) -> None:
                         f"insert events for {ids}")
 
 
-@check(
-    id="sse-order-latency",
-    title="Order: under light load an insert reaches an open stream within 2 s",
-    rules=["SSE-ORDER-006"],
-    timeout_s=30,
-)
+@check("sse-order-latency",
+       "Order: under light load an insert reaches an open stream within 2 s",
+       ["SSE-ORDER-006"])
 async def latency(ctx: CheckContext) -> None:
     """Time from the 201 answer to the insert event, for 3 documents."""
     async with opened(ctx, ready=True) as reader:

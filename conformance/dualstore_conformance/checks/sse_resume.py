@@ -74,23 +74,17 @@ async def _resume_after_b(ctx: CheckContext, what: str,
     await _resumed(ctx, [seen[2][0], *missed], what=what, **resume(seen[1][1]))
 
 
-@check(
-    id="sse-resume-last-event-id",
-    title="Resume: Last-Event-ID replays exactly the missed events, then live",
-    rules=["SSE-RESUME-001"],
-    timeout_s=40,
-)
+@check("sse-resume-last-event-id",
+       "Resume: Last-Event-ID replays exactly the missed events, then live",
+       ["SSE-RESUME-001"], timeout_s=40)
 async def last_event_id(ctx: CheckContext) -> None:
     """Disconnect after a, b, c; insert d, e; resume after b: c, d, e, then live."""
     await _resume_after_b(ctx, "Last-Event-ID", lambda b: {"headers": {"Last-Event-ID": b}})
 
 
-@check(
-    id="sse-resume-since-id",
-    title="Resume: since=<event id> resumes like Last-Event-ID",
-    rules=["SSE-RESUME-002"],
-    timeout_s=40,
-)
+@check("sse-resume-since-id",
+       "Resume: since=<event id> resumes like Last-Event-ID",
+       ["SSE-RESUME-002"], timeout_s=40)
 async def since_id(ctx: CheckContext) -> None:
     """since=<id of b> after a, b, c then d, e missed: c, d, e, then live."""
     await _resume_after_b(ctx, "since=<id>", lambda b: {"params": {"since": b}})
@@ -100,12 +94,9 @@ def _stamp(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-@check(
-    id="sse-resume-since-time",
-    title="Resume: since=<RFC 3339 time> sends documents timestamped at or after it, then live",
-    rules=["SSE-RESUME-003"],
-    timeout_s=40,
-)
+@check("sse-resume-since-time",
+       "Resume: since=<RFC 3339 time> sends documents timestamped at or after it, then live",
+       ["SSE-RESUME-003"], timeout_s=40)
 async def since_time(ctx: CheckContext) -> None:
     """Timestamps out of insert order; the replay keeps delivery order, filters by time."""
     base = dt.datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=dt.UTC)
@@ -125,12 +116,9 @@ async def since_time(ctx: CheckContext) -> None:
     await _resumed(ctx, kept, params={"since": _stamp(since)}, what="since=<time>")
 
 
-@check(
-    id="sse-resume-header-wins",
-    title="Resume: Last-Event-ID header wins over since",
-    rules=["SSE-RESUME-004"],
-    timeout_s=40,
-)
+@check("sse-resume-header-wins",
+       "Resume: Last-Event-ID header wins over since",
+       ["SSE-RESUME-004"], timeout_s=40)
 async def header_wins(ctx: CheckContext) -> None:
     """Header = id of c, since = id of a: the replay starts after c."""
     seen = await _history(ctx, 4, "seen")
@@ -152,12 +140,9 @@ MALFORMED: list[tuple[str, dict[str, str], dict[str, str]]] = [
 ]
 
 
-@check(
-    id="sse-resume-malformed-token",
-    title="Resume: a malformed resume token gets 400 invalid-resume-token before any stream bytes",
-    rules=["SSE-RESUME-005"],
-    timeout_s=30,
-)
+@check("sse-resume-malformed-token",
+       "Resume: a malformed resume token gets 400 invalid-resume-token before any stream bytes",
+       ["SSE-RESUME-005"])
 async def malformed(ctx: CheckContext) -> None:
     """Tokens outside the grammar, since values that are neither token nor time."""
     for label, headers, params in MALFORMED:
@@ -167,12 +152,9 @@ async def malformed(ctx: CheckContext) -> None:
                 "A malformed resume token was not rejected with 400 invalid-resume-token", label)
 
 
-@check(
-    id="sse-resume-empty-is-absent",
-    title="Resume: an empty Last-Event-ID or since counts as absent (live only)",
-    rules=["SSE-RESUME-006"],
-    timeout_s=30,
-)
+@check("sse-resume-empty-is-absent",
+       "Resume: an empty Last-Event-ID or since counts as absent (live only)",
+       ["SSE-RESUME-006"])
 async def empty_is_absent(ctx: CheckContext) -> None:
     """Empty header and empty since: 200, nothing old replayed, new documents delivered."""
     await ctx.insert(text=ctx.unique_text("old"))
@@ -180,12 +162,9 @@ async def empty_is_absent(ctx: CheckContext) -> None:
                    what="empty Last-Event-ID and since")
 
 
-@check(
-    id="sse-resume-from-old-id",
-    title="Resume: resuming from an older id replays the whole history after it",
-    rules=["SSE-RESUME-007"],
-    timeout_s=60,
-)
+@check("sse-resume-from-old-id",
+       "Resume: resuming from an older id replays the whole history after it",
+       ["SSE-RESUME-007"], timeout_s=60)
 async def from_old_id(ctx: CheckContext) -> None:
     """Resume from the first of 60 documents: the other 59 in order, then live."""
     seen = await _history(ctx, 1, "first")
@@ -194,12 +173,9 @@ async def from_old_id(ctx: CheckContext) -> None:
                    what="an old Last-Event-ID")
 
 
-@check(
-    id="sse-resume-unknown-token",
-    title="Resume: a well-formed token the server never issued gets 400 invalid-resume-token",
-    rules=["SSE-RESUME-008"],
-    timeout_s=30,
-)
+@check("sse-resume-unknown-token",
+       "Resume: a well-formed token the server never issued gets 400 invalid-resume-token",
+       ["SSE-RESUME-008"])
 async def unknown_token(ctx: CheckContext) -> None:
     """A huge number and a random string, both inside the token grammar."""
     for token in ("9" * 17, f"never-issued.{uuid.uuid4().hex}"):
@@ -217,13 +193,10 @@ JOIN_MAX = 200
 """The writer's bound: a stream that takes this long to open could not be observed."""
 
 
-@check(
-    id="sse-resume-join-no-duplicate",
-    title="Resume: while inserts go on, nothing is sent twice or skipped across the replay/live "
-          "join",
-    rules=["SSE-RESUME-010", "SSE-RESUME-001"],
-    timeout_s=60,
-)
+@check("sse-resume-join-no-duplicate",
+       "Resume: while inserts go on, nothing is sent twice or skipped across the replay/live "
+       "join",
+       ["SSE-RESUME-010", "SSE-RESUME-001"], timeout_s=60)
 async def join_no_duplicate(ctx: CheckContext) -> None:
     """Resume after a, with b.. missed, while one writer keeps inserting before, during and
     after the open: every document after a exactly once, in the writer's (commit) order."""

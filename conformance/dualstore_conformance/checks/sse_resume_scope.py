@@ -36,12 +36,9 @@ def time_from_now(delta: dt.timedelta) -> str:
     return (dt.datetime.now(dt.UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@check(
-    id="sse-resume-never-issued",
-    title="Resume: a well-formed token the server never issued gets 400 or a stream, never 500",
-    rules=["SSE-RESUME-011"],
-    timeout_s=40,
-)
+@check("sse-resume-never-issued",
+       "Resume: a well-formed token the server never issued gets 400 or a stream, never 500",
+       ["SSE-RESUME-011"], timeout_s=40)
 async def never_issued(ctx: CheckContext) -> None:
     grammar = token_grammar()
     for token in NEVER_ISSUED:
@@ -60,13 +57,10 @@ async def never_issued(ctx: CheckContext) -> None:
                     "neither 400 invalid-resume-token nor a stream", label)
 
 
-@check(
-    id="sse-resume-since-live-unfiltered",
-    title="Resume: since=<time> selects only the replay; live documents arrive whatever "
-    "their timestamp",
-    rules=["SSE-RESUME-012"],
-    timeout_s=45,
-)
+@check("sse-resume-since-live-unfiltered",
+       "Resume: since=<time> selects only the replay; live documents arrive whatever "
+       "their timestamp",
+       ["SSE-RESUME-012"], timeout_s=45)
 async def since_live_unfiltered(ctx: CheckContext) -> None:
     since = time_from_now(dt.timedelta(hours=1))
     async with ctx.open_stream(own_params(ctx)) as control, \
@@ -126,13 +120,10 @@ async def token_of(ctx: CheckContext, collection: str) -> str:
     return events[0].last_event_id
 
 
-@check(
-    id="sse-resume-own-collection",
-    title="Resume: a token from another collection's stream never brings that collection's "
-    "documents",
-    rules=["SSE-RESUME-014"],
-    timeout_s=60,
-)
+@check("sse-resume-own-collection",
+       "Resume: a token from another collection's stream never brings that collection's "
+       "documents",
+       ["SSE-RESUME-014"], timeout_s=60)
 async def own_collection(ctx: CheckContext) -> None:
     other = await other_collection(ctx)
     token = await token_of(ctx, other)

@@ -37,12 +37,9 @@ async def an_event_id(ctx: CheckContext) -> str:
     return events[0].last_event_id
 
 
-@check(
-    id="sse-resume-every-parameter-validated",
-    title="Resume: a malformed since beside a valid Last-Event-ID (or the reverse) gets 400",
-    rules=["SSE-RESUME-013"],
-    timeout_s=40,
-)
+@check("sse-resume-every-parameter-validated",
+       "Resume: a malformed since beside a valid Last-Event-ID (or the reverse) gets 400",
+       ["SSE-RESUME-013"], timeout_s=40)
 async def every_parameter_validated(ctx: CheckContext) -> None:
     event_id = await an_event_id(ctx)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

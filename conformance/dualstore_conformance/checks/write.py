@@ -41,11 +41,9 @@ async def _read_back(ctx: CheckContext, doc_id: object) -> tuple[str, httpx.Resp
     return path, response, doc
 
 
-@check(
-    id="write-created-location",
-    title="Write: POST answers 201 with {id} and a Location naming /v1/{collection}/{id}",
-    rules=["WRITE-001"],
-)
+@check("write-created-location",
+       "Write: POST answers 201 with {id} and a Location naming /v1/{collection}/{id}",
+       ["WRITE-001"])
 async def created_location(ctx: CheckContext) -> None:
     written = await ctx.insert()
     response = written["response"]
@@ -57,11 +55,9 @@ async def created_location(ctx: CheckContext) -> None:
                       ctx.curl("POST", ctx.collection_path, body=written["body"]))
 
 
-@check(
-    id="write-read-your-writes",
-    title="Write: the document is readable at its Location as soon as POST answered 201",
-    rules=["WRITE-009", "READ-005"],
-)
+@check("write-read-your-writes",
+       "Write: the document is readable at its Location as soon as POST answered 201",
+       ["WRITE-009", "READ-005"])
 async def read_your_writes(ctx: CheckContext) -> None:
     written = await ctx.insert(metadata={"kind": "read-your-writes"})
     location = (
@@ -81,11 +77,9 @@ async def read_your_writes(ctx: CheckContext) -> None:
                       f"id {written['id']} with the text written", response.text[:300], reproduce)
 
 
-@check(
-    id="write-validation-422",
-    title="Write: a body breaking the schema (no/empty text, extra property, wrong type) gets 422",
-    rules=["WRITE-002", "HTTP-010"],
-)
+@check("write-validation-422",
+       "Write: a body breaking the schema (no/empty text, extra property, wrong type) gets 422",
+       ["WRITE-002", "HTTP-010"])
 async def validation_failed(ctx: CheckContext) -> None:
     tag = {CONFORMANCE_KEY: ctx.tag()}
     bodies: list[dict[str, Any]] = [
@@ -102,11 +96,9 @@ async def validation_failed(ctx: CheckContext) -> None:
                             body=body)
 
 
-@check(
-    id="write-metadata-validation-422",
-    title="Write: metadata with $/dotted/empty keys, depth over 8 or unsafe numbers gets 422",
-    rules=["WRITE-005"],
-)
+@check("write-metadata-validation-422",
+       "Write: metadata with $/dotted/empty keys, depth over 8 or unsafe numbers gets 422",
+       ["WRITE-005"])
 async def metadata_validation(ctx: CheckContext) -> None:
     deep: dict[str, Any] = {"leaf": 1}
     for level in range(9):
@@ -126,11 +118,9 @@ async def metadata_validation(ctx: CheckContext) -> None:
                             body=body)
 
 
-@check(
-    id="write-timestamp-normalised",
-    title="Write: a timestamp with a +02:00 offset reads back as the same instant in UTC, ms, Z",
-    rules=["WRITE-003", "DOC-002"],
-)
+@check("write-timestamp-normalised",
+       "Write: a timestamp with a +02:00 offset reads back as the same instant in UTC, ms, Z",
+       ["WRITE-003", "DOC-002"])
 async def timestamp_normalised(ctx: CheckContext) -> None:
     cases = {
         "2026-03-04T12:34:56.789+02:00": "2026-03-04T10:34:56.789Z",
@@ -147,11 +137,9 @@ async def timestamp_normalised(ctx: CheckContext) -> None:
                           f"{sent} -> {wanted}", repr(got), ctx.curl("GET", path))
 
 
-@check(
-    id="write-default-timestamp",
-    title="Write: a document posted without timestamp gets the server's receive time",
-    rules=["WRITE-004"],
-)
+@check("write-default-timestamp",
+       "Write: a document posted without timestamp gets the server's receive time",
+       ["WRITE-004"])
 async def default_timestamp(ctx: CheckContext) -> None:
     # Judged on the server's own clock, so no clock-skew allowance is needed: the receive
     # time lies between the Date of an answer sent before the POST and the POST's own Date
@@ -190,11 +178,9 @@ def _http_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-@check(
-    id="write-default-metadata",
-    title="Write: a document posted without metadata reads back with metadata {}",
-    rules=["WRITE-006"],
-)
+@check("write-default-metadata",
+       "Write: a document posted without metadata reads back with metadata {}",
+       ["WRITE-006"])
 async def default_metadata(ctx: CheckContext) -> None:
     # This document cannot carry the metadata tag; its text names the run and the check.
     body = {"text": f"{ctx.unique_text('no-metadata')} run {ctx.run_id}"}
@@ -208,11 +194,9 @@ async def default_metadata(ctx: CheckContext) -> None:
                       "metadata: {}", response.text[:300], ctx.curl("GET", path))
 
 
-@check(
-    id="write-idempotent-replay",
-    title="Write: the same Idempotency-Key and body answer the same id and create one document",
-    rules=["WRITE-007"],
-)
+@check("write-idempotent-replay",
+       "Write: the same Idempotency-Key and body answer the same id and create one document",
+       ["WRITE-007"])
 async def idempotent_replay(ctx: CheckContext) -> None:
     headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
     first = await ctx.insert(text=ctx.unique_text("idempotent"), headers=headers)
@@ -233,11 +217,9 @@ async def idempotent_replay(ctx: CheckContext) -> None:
         )
 
 
-@check(
-    id="write-idempotency-key-reuse-422",
-    title="Write: an Idempotency-Key reused with another body gets 422 and creates nothing",
-    rules=["WRITE-008"],
-)
+@check("write-idempotency-key-reuse-422",
+       "Write: an Idempotency-Key reused with another body gets 422 and creates nothing",
+       ["WRITE-008"])
 async def idempotency_key_reuse(ctx: CheckContext) -> None:
     headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
     first = await ctx.insert(text=ctx.unique_text("first"), headers=headers)

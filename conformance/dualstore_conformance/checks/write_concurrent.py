@@ -36,11 +36,9 @@ async def _race(ctx: CheckContext, bodies: list[dict[str, Any]], key: str) -> li
         ctx.request("POST", ctx.collection_path, json=body, headers=headers) for body in bodies)))
 
 
-@check(
-    id="write-idempotency-concurrent",
-    title="Write: concurrent POSTs with one Idempotency-Key create one document; all get its id",
-    rules=["WRITE-010", "WRITE-007", "WRITE-008"],
-)
+@check("write-idempotency-concurrent",
+       "Write: concurrent POSTs with one Idempotency-Key create one document; all get its id",
+       ["WRITE-010", "WRITE-007", "WRITE-008"])
 async def concurrent_same_key(ctx: CheckContext) -> None:
     key = f"conformance-{uuid.uuid4().hex}"
     body = ctx.tagged_body(ctx.unique_text("concurrent"))

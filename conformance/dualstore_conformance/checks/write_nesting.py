@@ -35,12 +35,10 @@ def deepest_within(cap: int, opener: bytes, closer: bytes) -> int:
     return (cap - len(nested_body(0, opener, closer))) // (len(opener) + len(closer))
 
 
-@check(
-    id="write-metadata-key-nested",
-    title="Metadata: a key of the maximum length is accepted at every nesting level, one "
-    "character more gets 422",
-    rules=["WRITE-011"],
-)
+@check("write-metadata-key-nested",
+       "Metadata: a key of the maximum length is accepted at every nesting level, one "
+       "character more gets 422",
+       ["WRITE-011"])
 async def key_nested(ctx: CheckContext) -> None:
     longest = ctx.limit("metadata.max_key_length")
     depth = ctx.limit("metadata.max_depth")
@@ -56,12 +54,10 @@ async def key_nested(ctx: CheckContext) -> None:
                             past="was accepted")
 
 
-@check(
-    id="write-deep-body",
-    title="Metadata: a body nested deeper than Metadata allows, up to the body cap, gets 422 "
-    "(or 400 invalid-json), never a 500",
-    rules=["WRITE-012", "HTTP-013"],
-)
+@check("write-deep-body",
+       "Metadata: a body nested deeper than Metadata allows, up to the body cap, gets 422 "
+       "(or 400 invalid-json), never a 500",
+       ["WRITE-012", "HTTP-013"])
 async def deep_body(ctx: CheckContext) -> None:
     depth = ctx.limit("metadata.max_depth")
     cap = ctx.limit("max_body_bytes")

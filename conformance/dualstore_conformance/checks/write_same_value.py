@@ -31,12 +31,10 @@ def bodies(text: str, tag: dict[str, str]) -> list[tuple[str, bytes]]:
     return [("compact", first.encode("utf-8")), *spelled]
 
 
-@check(
-    id="write-idempotency-same-json-value",
-    title="Write: an Idempotency-Key retry spelling the same JSON value differently (1 as 1.0, "
-          "escapes, order) answers 201 with the same id",
-    rules=["WRITE-013", "WRITE-007"],
-)
+@check("write-idempotency-same-json-value",
+       "Write: an Idempotency-Key retry spelling the same JSON value differently (1 as 1.0, "
+       "escapes, order) answers 201 with the same id",
+       ["WRITE-013", "WRITE-007"])
 async def same_json_value(ctx: CheckContext) -> None:
     headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}",
                "Content-Type": "application/json"}
