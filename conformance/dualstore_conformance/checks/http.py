@@ -160,6 +160,14 @@ async def recent_own(
     return items, response, reproduce
 
 
+async def expect_only_own(ctx: CheckContext, doc_id: object, title: str) -> None:
+    """Fail (``title``) unless doc_id is the one document this check stored (via recent)."""
+    items, _, reproduce = await recent_own(ctx)
+    ids = [item.get("id") for item in items]
+    if ids != [doc_id]:
+        ctx.fail(title, expected=f"only {doc_id}", received=str(ids), reproduce=reproduce)
+
+
 def documented_methods(template: str) -> set[str]:
     """Methods the OpenAPI document lists for a path template (``/v1/health``), upper case."""
     import importlib

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from dualstore_conformance.checks.http import (
+    expect_only_own,
     expect_status,
     fail_response,
     probe_problem,
@@ -228,11 +229,5 @@ async def idempotency_key_reuse(ctx: CheckContext) -> None:
         ctx, "POST", ctx.collection_path, 422, "idempotency-key-reuse",
         "a reused Idempotency-Key with another body was not 422 idempotency-key-reuse",
         headers=headers, body=body)
-    items, _, recent_reproduce = await recent_own(ctx)
-    if [i.get("id") for i in items] != [first["id"]]:
-        ctx.fail(
-            "a rejected reuse of an Idempotency-Key created a document",
-            expected=f"only {first['id']}",
-            received=str([i.get("id") for i in items]),
-            reproduce=recent_reproduce,
-        )
+    await expect_only_own(ctx, first["id"], "a rejected reuse of an Idempotency-Key created a "
+                          "document")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from dualstore_conformance.checks.http import expect_status, fail_response, recent_own
+from dualstore_conformance.checks.http import expect_only_own, expect_status, fail_response
 from dualstore_conformance.context import CONFORMANCE_KEY, CheckContext
 from dualstore_conformance.registry import check
 
@@ -54,11 +54,5 @@ async def same_json_value(ctx: CheckContext) -> None:
             fail_response(ctx, response, f"a retry with the same key and the same JSON value "
                           f"({label}) answered another id",
                           f"id {first_id}", response.text[:300], reproduce)
-    items, _, recent_reproduce = await recent_own(ctx)
-    if [item.get("id") for item in items] != [first_id]:
-        ctx.fail(
-            "retries with the same key and the same JSON value created documents",
-            expected=f"only {first_id}",
-            received=str([item.get("id") for item in items]),
-            reproduce=recent_reproduce,
-        )
+    await expect_only_own(ctx, first_id,
+                          "retries with the same key and the same JSON value created documents")
