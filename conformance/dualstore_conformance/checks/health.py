@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import TypeGuard
 
 from dualstore_conformance import client as http
 from dualstore_conformance.checks.http import expect_status, fail_response, probe_status
@@ -16,6 +17,16 @@ from dualstore_conformance.checks.sse_heartbeat import (
 from dualstore_conformance.context import CheckContext
 from dualstore_conformance.registry import HEARTBEAT_WAIT, check
 from dualstore_conformance.ssehelp import opened
+
+
+def is_name_list(value: object) -> TypeGuard[list[str]]:
+    """A JSON list of strings (the collections of health and of /v1/collections)."""
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def is_interval(value: object) -> TypeGuard[int | float]:
+    """A JSON number above zero (health's heartbeat_seconds)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and not value <= 0
 
 
 @check("health-ok-shape",
@@ -32,11 +43,10 @@ async def health_shape(ctx: CheckContext) -> None:
             problems.append(f"ok is {body.get('ok')!r}")
         if body.get("database") != "up":
             problems.append(f"database is {body.get('database')!r}")
-        collections = body.get("collections")
-        if not (isinstance(collections, list) and all(isinstance(c, str) for c in collections)):
+        if not is_name_list(body.get("collections")):
             problems.append("collections is not a list of names")
         heartbeat = body.get("heartbeat_seconds")
-        if isinstance(heartbeat, bool) or not isinstance(heartbeat, int | float) or heartbeat <= 0:
+        if not is_interval(heartbeat):
             problems.append(f"heartbeat_seconds is {heartbeat!r}")
         if not isinstance(body.get("version"), str):
             problems.append("version is missing")
@@ -67,7 +77,7 @@ async def health_without_credentials(ctx: CheckContext) -> None:
 async def heartbeat_measured(ctx: CheckContext) -> None:
     """Health's heartbeat_seconds against two heartbeat intervals measured on an idle stream."""
     reported = ctx.health.get("heartbeat_seconds")
-    if isinstance(reported, bool) or not isinstance(reported, int | float) or reported <= 0:
+    if not is_interval(reported):
         ctx.unobserved(f"health reports no usable heartbeat_seconds ({reported!r}; see "
                        "health-ok-shape): nothing to compare the streams with")
     async with opened(ctx) as reader:
@@ -98,7 +108,7 @@ async def collections_list(ctx: CheckContext) -> None:
     body, response, reproduce = await probe_status(ctx, "GET", "/v1/collections", 200,
                                                    "/v1/collections did not answer 200")
     listed = body.get("collections") if isinstance(body, dict) else None
-    if not (isinstance(listed, list) and all(isinstance(c, str) for c in listed)):
+    if not is_name_list(listed):
         fail_response(ctx, response, "/v1/collections has no list of names",
                       "{collections: [names]}", response.text[:300], reproduce)
     health = await ctx.request("GET", "/v1/health")

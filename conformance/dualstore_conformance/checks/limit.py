@@ -21,16 +21,23 @@ MAX_BURST_REQUESTS = 2000
 """Never send more than this many requests looking for a 429 (good-guest bound)."""
 
 
+async def _refused(ctx: CheckContext, operation: str, name: str, values: tuple[str, ...],
+                   others: dict[str, str] | None = None) -> None:
+    """Each value of the query parameter name on operation (``recent`` or ``search``, with
+    the others parameters) gets 400 invalid-request."""
+    path = f"{ctx.collection_path}/{operation}"
+    for value in values:
+        await probe_problem(ctx, "GET", path, 400, "invalid-request",
+                            f"{operation} with {name}={value} was not 400",
+                            params={**(others or {}), name: value})
+
+
 @check("limit-page-limit-range",
        "Limits: recent with limit 0, 201 or not an integer gets 400 invalid-request",
        ["LIMIT-003", "READ-002"])
 async def page_limit(ctx: CheckContext) -> None:
     top = ctx.limit("recent_limit.max")
-    path = f"{ctx.collection_path}/recent"
-    for value in (str(top + 1), "0", "-1", "ten", "1.5"):
-        params = {"limit": value}
-        await probe_problem(ctx, "GET", path, 400, "invalid-request",
-                            f"recent with limit={value} was not 400", params=params)
+    await _refused(ctx, "recent", "limit", (str(top + 1), "0", "-1", "ten", "1.5"))
 
 
 @check("limit-search-k-range",
@@ -38,11 +45,7 @@ async def page_limit(ctx: CheckContext) -> None:
        ["LIMIT-003", "SEARCH-002"])
 async def search_k(ctx: CheckContext) -> None:
     top = ctx.limit("search_k.max")
-    path = f"{ctx.collection_path}/search"
-    for value in (str(top + 1), "0", "many"):
-        params = {"q": "conformance", "k": value}
-        await probe_problem(ctx, "GET", path, 400, "invalid-request",
-                            f"search with k={value} was not 400", params=params)
+    await _refused(ctx, "search", "k", (str(top + 1), "0", "many"), {"q": "conformance"})
 
 
 def body_of_size(size: int, ctx: CheckContext) -> bytes:

@@ -129,8 +129,7 @@ async def precedence(ctx: CheckContext) -> None:
     spec = facts.current()
     key = f"precedence-{uuid.uuid4().hex}"
     first = await ctx.request("POST", ctx.collection_path, headers={IDEMPOTENCY: key},
-                              json={"text": ctx.unique_text("precedence"),
-                                    "metadata": {"dualstore_conformance": ctx.tag()}})
+                              json=ctx.tagged_body(ctx.unique_text("precedence")))
     if first.status_code != 201:
         ctx.unobserved(f"the POST that claims an Idempotency-Key answered {first.status_code}")
     unknown = f"no_such_collection_{uuid.uuid4().hex[:12]}"
