@@ -195,12 +195,17 @@ async def default_metadata(ctx: CheckContext) -> None:
                       "metadata: {}", response.text[:300], ctx.curl("GET", path))
 
 
+async def _keyed_insert(ctx: CheckContext, label: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Insert one document under a fresh Idempotency-Key: (the key's headers, the insert)."""
+    headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
+    return headers, await ctx.insert(text=ctx.unique_text(label), headers=headers)
+
+
 @check("write-idempotent-replay",
        "Write: the same Idempotency-Key and body answer the same id and create one document",
        ["WRITE-007"])
 async def idempotent_replay(ctx: CheckContext) -> None:
-    headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
-    first = await ctx.insert(text=ctx.unique_text("idempotent"), headers=headers)
+    headers, first = await _keyed_insert(ctx, "idempotent")
     again, response, reproduce = await probe_status(
         ctx, "POST", ctx.collection_path, 201, "a replayed POST with the same key was not 201",
         headers=headers, body=first["body"])
@@ -222,8 +227,7 @@ async def idempotent_replay(ctx: CheckContext) -> None:
        "Write: an Idempotency-Key reused with another body gets 422 and creates nothing",
        ["WRITE-008"])
 async def idempotency_key_reuse(ctx: CheckContext) -> None:
-    headers = {"Idempotency-Key": f"conformance-{uuid.uuid4().hex}"}
-    first = await ctx.insert(text=ctx.unique_text("first"), headers=headers)
+    headers, first = await _keyed_insert(ctx, "first")
     body = {**first["body"], "text": ctx.unique_text("different")}
     await probe_problem(
         ctx, "POST", ctx.collection_path, 422, "idempotency-key-reuse",
