@@ -271,6 +271,10 @@ def _stream_resource(state: AppState) -> object:
         ),
     )
     service.slots.operation_timeout = settings.database_timeout_seconds
+    for name, tailer in service.tailers.items():
+        if name in state.store:
+            # This worker's own acknowledged inserts reach its subscribers at once.
+            state.store[name].batcher.on_committed = tailer.committed
     state.startup_hooks.append(service.start)
     state.shutdown_hooks.append(service.stop)
     return StreamResource(

@@ -288,3 +288,44 @@ def test_next_numbers_are_published_from_the_change_stream_without_a_read(
         assert tailer.published_in_place > 0
 
     run(mongodb_uri, body)
+
+
+def test_own_acknowledged_inserts_are_published_at_once_and_only_once(mongodb_uri: str) -> None:
+    """The batcher tells the tailer of each acknowledged insert: it is published before the
+    insert returns, and neither the change stream nor a read publishes it again."""
+    from dualstore_reference.store.batching import InsertBatcher
+
+    async def body(db: Any) -> None:
+        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        await sequence.ensure_indexes(docs)
+        hub = Hub("docs")
+        tailer = make_tailer(db, hub, poll_interval=0.05, safety_interval=0.2)
+        batcher = InsertBatcher(docs, counters)
+        batcher.on_committed = tailer.committed
+        await tailer.start()
+        try:
+            await asyncio.wait_for(hub.ready.wait(), 10)
+            subscription = hub.subscribe()
+            for i in range(5):
+                seq = await batcher.insert({"_id": f"own{i}", "text": "t"})
+                assert hub.watermark == seq  # published before the insert returned
+            # Another writer (not told) comes through the change stream or a read.
+            await sequence.insert_sequenced(docs, counters, {"_id": "other", "text": "t"})
+            await asyncio.gather(*(batcher.insert({"_id": f"b{i}", "text": "t"})
+                                   for i in range(6)))
+            items: list[tuple[int, Document]] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5.0
+            while loop.time() < deadline:  # long enough for every late wake-up and read
+                item = await subscription.get(0.2)
+                if item is not None:
+                    items.append(item)
+        finally:
+            await tailer.stop()
+        assert [seq for seq, _ in items] == list(range(1, 13))
+        assert [doc["_id"] for _, doc in items][:6] == [*(f"own{i}" for i in range(5)), "other"]
+        assert {doc["_id"] for _, doc in items[6:]} == {f"b{i}" for i in range(6)}
+        assert items[0][1][sequence.SEQ_FIELD] == 1 and items[0][1]["text"] == "t"
+        assert tailer.published_locally >= 5
+
+    run(mongodb_uri, body)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,8 +25,12 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from . import sequence
 
 Document = dict[str, Any]
+Committed = Callable[[int, Document], None]
+"""Told (seq, stored document) of every insert this batcher had acknowledged, in seq order."""
 MAX_BATCH = 128
 DUPLICATE_KEY = 11000
+
+log = logging.getLogger(__name__)
 
 
 def _seq_conflict(error: dict[str, Any]) -> bool:
@@ -56,6 +62,19 @@ class InsertBatcher:
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0
         self.inserted = 0
+        self.on_committed: Committed | None = None
+        """Called synchronously with each acknowledged (seq, stored document) before its
+        caller is answered (the worker's stream tailer publishes it without waiting for
+        the database to tell it)."""
+
+    def _committed(self, seq: int, document: Document) -> None:
+        listener = self.on_committed
+        if listener is None:
+            return
+        try:
+            listener(seq, {**document, sequence.SEQ_FIELD: seq})
+        except Exception:  # never fail an acknowledged insert because of a listener
+            log.exception("insert listener failed on %s seq %d", self.documents.name, seq)
 
     async def insert(self, document: Document) -> int:
         """Insert document with a fresh ``_seq`` (as ``sequence.insert_sequenced``)."""
@@ -82,6 +101,7 @@ class InsertBatcher:
             except Exception as error:
                 _fail(future, error)
             else:
+                self._committed(seq, document)
                 _succeed(future, seq)
             return
         first = await sequence.allocate(self.counters, self.documents.name, len(batch))
@@ -104,6 +124,7 @@ class InsertBatcher:
             write_error = failed.get(index)
             if write_error is None:
                 self.inserted += 1
+                self._committed(first + index, document)
                 _succeed(future, first + index)
             elif _seq_conflict(write_error):  # a reader fenced this number: retry alone
                 try:
@@ -111,6 +132,7 @@ class InsertBatcher:
                 except Exception as retry_error:
                     _fail(future, retry_error)
                 else:
+                    self._committed(seq, document)
                     _succeed(future, seq)
             else:  # another unique key: give the number back, report the duplicate
                 with contextlib.suppress(Exception):

@@ -70,6 +70,8 @@ class CollectionTailer:
         """How many holes this tailer claimed with a tombstone."""
         self.published_in_place = 0
         """How many documents were published straight from the change stream."""
+        self.published_locally = 0
+        """How many documents were published from this worker's own acknowledged inserts."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._gap_seen_at: float | None = None
@@ -117,7 +119,10 @@ class CollectionTailer:
                         full = change.get("fullDocument") or {}
                         if sequence.SEQ_FIELD not in full:
                             self._adopt_soon.set()  # an older producer: adopt it now
-                        elif self._publish_in_place(full):
+                        elif self._published(full):
+                            continue
+                        elif self._publish_next(full):
+                            self.published_in_place += 1
                             continue
                         self._wake.set()
             except asyncio.CancelledError:
@@ -137,14 +142,37 @@ class CollectionTailer:
             else:
                 self.change_stream_active = False
 
-    def _publish_in_place(self, document: Document) -> bool:
-        """Publish a change stream's inserted document when it is the next number.
+    def committed(self, seq: int, document: Document) -> None:
+        """An insert this worker had acknowledged (the batcher's ``on_committed``).
 
-        The change stream already carries the whole document: when its ``_seq`` is
-        watermark + 1 (the usual case: numbers commit in order) it is published at once,
-        without a read (one round trip fewer per event and per worker). Anything else (a
-        hole, a reorder, before the first catch-up) wakes the tailer, whose read in
-        ``_seq`` order stays the authority; it skips numbers published here meanwhile.
+        Published at once when it is the next number, so this worker's subscribers do not
+        wait for the change stream's round trip; the change stream and the read in ``_seq``
+        order then skip it. Anything else (a hole, before the first catch-up) is left to
+        them, as for every other worker's inserts.
+        """
+        if document.get(sequence.SEQ_FIELD) == seq and self._publish_next(document):
+            self.published_locally += 1
+
+    def _published(self, document: Document) -> bool:
+        """True when the document's number is at or below the watermark: it was published
+        already (by this worker's own insert), or the number was fenced, which a stored
+        document cannot hold. No read is needed for it."""
+        seq = document.get(sequence.SEQ_FIELD)
+        return (
+            self.hub.ready.is_set()
+            and isinstance(seq, int)
+            and not isinstance(seq, bool)
+            and seq <= self.hub.watermark
+        )
+
+    def _publish_next(self, document: Document) -> bool:
+        """Publish a whole inserted document (from the change stream or this worker's own
+        insert) when its ``_seq`` is the next number.
+
+        When its ``_seq`` is watermark + 1 (the usual case: numbers commit in order) it is
+        published at once, without a read (one round trip fewer per event and per worker).
+        Anything else (a hole, a reorder, before the first catch-up) is left to the read in
+        ``_seq`` order, which stays the authority and skips numbers published here.
         """
         seq = document.get(sequence.SEQ_FIELD)
         if not self.hub.ready.is_set() or not isinstance(seq, int) or isinstance(seq, bool):
@@ -153,7 +181,6 @@ class CollectionTailer:
             return False
         tombstone = bool(document.get(sequence.TOMBSTONE_FIELD))
         self.hub.publish(seq, None if tombstone else document)
-        self.published_in_place += 1
         return True
 
     async def _adopt(self) -> None:
