@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="collection to write to (default: first of /v1/collections)")
     parser.add_argument("--heartbeat-seconds", type=float, metavar="S",
                         help="heartbeat interval the target uses (default: health's "
-                        "heartbeat_seconds, else 15)")
+                        "heartbeat_seconds, else the spec's default interval)")
     parser.add_argument("--only", action="append", metavar="IDS",
                         help="run only these check ids, id prefixes or rule ids (CSV, repeatable)")
     parser.add_argument("--skip", action="append", metavar="IDS",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from dualstore_spec import facts as spec_facts
+
 if TYPE_CHECKING:
     from dualstore_conformance.profile import DeploymentProfile
 
@@ -65,7 +67,10 @@ class Target:
     """Base URL without the /v1 suffix, e.g. http://127.0.0.1:4261"""
     token: str | None = None
     collection: str | None = None
-    heartbeat_seconds: float = 15.0
+    heartbeat_seconds: float = field(
+        default_factory=lambda: spec_facts.current().heartbeat.default_seconds
+    )
+    """The target's heartbeat interval H (default: the spec's default interval)."""
     timeout_multiplier: float = 1.0
     heartbeat_explicit: bool = False
     """True when the user declared heartbeat_seconds (--heartbeat-seconds) for this target."""

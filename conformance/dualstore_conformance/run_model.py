@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,15 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+def status_counts(results: Iterable[CheckResult]) -> dict[str, int]:
+    """Counts of results per status (keys: passed, failed, skipped, errors)."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    for result in results:
+        key = "errors" if result.status is Status.ERROR else result.status.value
+        counts[key] += 1
+    return counts
+
+
 @dataclass
 class RunReport:
     """Everything the reporters need."""
@@ -81,11 +90,7 @@ class RunReport:
 
     def summary(self) -> dict[str, int]:
         """Counts per status (keys: passed, failed, skipped, errors)."""
-        counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
-        for result in self.results:
-            key = "errors" if result.status is Status.ERROR else result.status.value
-            counts[key] += 1
-        return counts
+        return status_counts(self.results)
 
     def verdicts(self) -> dict[str, int]:
         """Counts per verdict class (passed, failed, non-strict, informational, not-judged,

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dualstore_spec import facts
+
 Document = dict[str, Any]
 Predicate = Callable[[Document], bool]
 Listener = Callable[[int, Document], None]
@@ -142,9 +144,12 @@ class Subscription:
 class Hub:
     """Where a collection's tailer publishes; subscribers join at the current watermark."""
 
-    def __init__(self, collection: str, queue_size: int = 1000) -> None:
+    def __init__(self, collection: str, queue_size: int | None = None) -> None:
         self.collection = collection
-        self.queue_size = queue_size
+        self.queue_size = (
+            facts.current().subscriber_queue_default if queue_size is None else queue_size
+        )
+        """Items a subscriber may fall behind before it is closed (default: the spec's)."""
         self.watermark = 0
         """Every sequence number <= watermark has been published (or was a tombstone)."""
         self.ready = asyncio.Event()
@@ -155,7 +160,7 @@ class Hub:
         self.published = 0
         """How many documents were published (for metrics and tests)."""
         self._frames: collections.OrderedDict[int, bytes] = collections.OrderedDict()
-        self._frames_kept = max(64, 2 * queue_size)
+        self._frames_kept = max(64, 2 * self.queue_size)
         self.encoder: Encoder | None = None
         """Encodes a published document once for every sink (set by the stream resource)."""
 
