@@ -372,6 +372,17 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_rows(path: Path, rows: list[Row], args: argparse.Namespace, seconds: float) -> None:
+    """Write the rows and run parameters as JSON (what ``--render-from`` reads)."""
+    ignore = baseline_findings(rows)
+    saved = {
+        "seconds": round(seconds, 1),
+        "args": {k: getattr(args, k) for k in RUN_ARGS},
+        "rows": [asdict(r) | {"verdict": r.verdict(ignore)} for r in rows],
+    }
+    path.write_text(json.dumps(saved, indent=2) + "\n")
+
+
 def render_saved(args: argparse.Namespace) -> int:
     """Re-render the doc from saved rows (catalogue changes apply; the runs are the saved ones)."""
     merged: dict[str, Row] = {}
@@ -446,12 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     ignore = baseline_findings(rows)
     if args.json:
-        saved = {
-            "seconds": round(seconds, 1),
-            "args": {k: getattr(args, k) for k in RUN_ARGS},
-            "rows": [asdict(r) | {"verdict": r.verdict(ignore)} for r in rows],
-        }
-        Path(args.json).write_text(json.dumps(saved, indent=2) + "\n")
+        save_rows(Path(args.json), rows, args, seconds)
     if args.doc:
         Path(args.doc).write_text(render(rows, args, seconds))
     good = all(r.verdict(ignore) in ("killed", "passed") for r in rows)

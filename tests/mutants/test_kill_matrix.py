@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from dualstore_mutants.matrix import (
     baseline_findings,
     parse_args,
     run_matrix,
+    save_rows,
 )
 
 pytestmark = [
@@ -27,6 +29,10 @@ ONLY = [n for n in os.environ.get("DUALSTORE_KILL_MATRIX_ONLY", "").split(",") i
 """Local subset (CSV of mutant names); CI runs every row."""
 ROWS = [BASELINE, *(ONLY or CATALOGUE)]
 PARALLEL = os.environ.get("DUALSTORE_KILL_MATRIX_PARALLEL", "3")
+SAVE = os.environ.get("DUALSTORE_KILL_MATRIX_JSON")
+"""Where to save the rows as JSON (optional; rows run a second time go to ``<it>.rerun.json``):
+``python -m dualstore_mutants.matrix --render-from <it> [--render-from <it>.rerun.json]
+--doc docs/kill-matrix.md`` turns them into the published page."""
 FIRST_RUN: dict[str, list[str]] = {}
 """Failing checks of a row's first run, for rows that were run a second time."""
 
@@ -43,13 +49,19 @@ def matrix() -> dict[str, Row]:
     machine); the second verdict counts and both are kept in the failure message.
     """
     args = parse_args(["--parallel", PARALLEL, "--no-schemathesis"])
+    started = time.monotonic()
     rows = {row.name: row for row in run_matrix(ROWS, args)}
+    if SAVE:
+        save_rows(Path(SAVE), list(rows.values()), args, time.monotonic() - started)
     ignore = baseline_findings(list(rows.values()))
     wrong = [
         n for n, r in rows.items() if n != BASELINE and r.verdict(ignore) != expected_verdict(r)
     ]
     if wrong:
+        started = time.monotonic()
         again = run_matrix(wrong, parse_args(["--parallel", "1", "--no-schemathesis"]))
+        if SAVE:  # render with --render-from both files: the second run replaces the first
+            save_rows(Path(SAVE + ".rerun.json"), again, args, time.monotonic() - started)
         for row in again:
             FIRST_RUN[row.name] = sorted(rows[row.name].failing())
             rows[row.name] = row
