@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -55,6 +56,8 @@ class CheckContext:
         """The target's GET /v1/health answer, read once before the checks ran."""
         self.notes: list[str] = []
         """Free-form progress notes (shown on verbose consoles)."""
+        self.deadline: float | None = None
+        """When the check's (scaled) time budget ends (``time.monotonic()``), set by the runner."""
 
     # -- addressing -------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -274,6 +277,12 @@ class CheckContext:
     def scaled(self, seconds: float) -> float:
         """seconds x --timeout-multiplier."""
         return seconds * self.target.timeout_multiplier
+
+    def time_left(self) -> float:
+        """Seconds until the check's budget ends (infinite when the runner set none)."""
+        if self.deadline is None:
+            return math.inf
+        return self.deadline - time.monotonic()
 
     def note(self, text: str) -> None:
         """Record a progress note."""

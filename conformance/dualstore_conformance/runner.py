@@ -77,6 +77,7 @@ async def run_one(
         id=spec.id, title=spec.title, level=spec.level, rules=list(spec.rules),
         status=Status.PASSED,
     )
+    ctx.deadline = started + timeout
     try:
         await asyncio.wait_for(spec.function(ctx), timeout)
     except CheckFailed as failed:

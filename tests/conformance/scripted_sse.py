@@ -38,6 +38,9 @@ class Script:
     stream_cap: int = 100
     join_duplicate: bool = False
     """A resumed stream sends its last replayed event again before the first live one."""
+    stall_writes: tuple[float, float] | None = None
+    """(after, seconds): from `after` s past the first POST, answer no POST for `seconds` s
+    (a stalled database); the stream keeps its heartbeats."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
@@ -63,6 +66,7 @@ class ScriptedTarget:
         self.script = script
         self.changed: asyncio.Event | None = None
         self.last_insert = 0.0
+        self.first_write: float | None = None
         self.open_streams = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -112,6 +116,14 @@ class ScriptedTarget:
             if not message.get("more_body"):
                 break
         body = json.loads(raw)
+        stall = self.script.stall_writes
+        if stall is not None:
+            now = time.monotonic()
+            if self.first_write is None:
+                self.first_write = now
+            resume = self.first_write + stall[0] + stall[1]
+            if self.first_write + stall[0] <= now < resume:
+                await asyncio.sleep(resume - now)
         doc = {"id": uuid.uuid4().hex, "text": body["text"],
                "timestamp": body.get("timestamp", _now()), "metadata": body.get("metadata", {})}
         self.script.docs.append(doc)

@@ -118,6 +118,19 @@ def test_a_heartbeat_clock_reset_by_filtered_out_documents_fails_every_time() ->
     assert clean.status is Status.PASSED, clean.message
 
 
+def test_a_window_the_writer_could_not_keep_dense_is_not_judged_and_the_next_one_is() -> None:
+    """Writes stall for 1.5 s (more than H = 1 s) at the start: that window proves nothing,
+    so the check judges the next two heartbeat gaps instead of giving up; a target whose
+    heartbeat clock filtered-out writes reset still fails the same way."""
+    stall = (0.2, 1.5)
+    with serve(Script(stall_writes=stall)) as url:
+        stalled = run_check("sse-heartbeat-filtered-cadence", url)
+    assert stalled.status is Status.PASSED, stalled.message
+    with serve(Script(stall_writes=stall, reset_on_any_insert=True)) as url:
+        broken = run_check("sse-heartbeat-filtered-cadence", url)
+    assert broken.status is Status.FAILED, broken.message
+
+
 @pytest.mark.parametrize(("server_cap", "status"), [(3, Status.PASSED), (5, Status.FAILED)])
 def test_the_cap_check_uses_the_declared_cap(server_cap: int, status: Status) -> None:
     limits = {**spec_limits(), "stream_cap_per_ip": 3}
