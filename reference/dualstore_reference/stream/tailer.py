@@ -150,20 +150,22 @@ class CollectionTailer:
         order then skip it. Anything else (a hole, before the first catch-up) is left to
         them, as for every other worker's inserts.
         """
-        if document.get(sequence.SEQ_FIELD) == seq and self._publish_next(document):
+        if self._publish_next(document):  # the batcher's document carries seq as _seq
             self.published_locally += 1
+
+    def _ready_seq(self, document: Document) -> int | None:
+        """The document's ``_seq`` once the hub has caught up (None before, or not a number)."""
+        seq = document.get(sequence.SEQ_FIELD)
+        if not self.hub.ready.is_set() or not isinstance(seq, int) or isinstance(seq, bool):
+            return None
+        return seq
 
     def _published(self, document: Document) -> bool:
         """True when the document's number is at or below the watermark: it was published
         already (by this worker's own insert), or the number was fenced, which a stored
         document cannot hold. No read is needed for it."""
-        seq = document.get(sequence.SEQ_FIELD)
-        return (
-            self.hub.ready.is_set()
-            and isinstance(seq, int)
-            and not isinstance(seq, bool)
-            and seq <= self.hub.watermark
-        )
+        seq = self._ready_seq(document)
+        return seq is not None and seq <= self.hub.watermark
 
     def _publish_next(self, document: Document) -> bool:
         """Publish a whole inserted document (from the change stream or this worker's own
@@ -174,10 +176,8 @@ class CollectionTailer:
         Anything else (a hole, a reorder, before the first catch-up) is left to the read in
         ``_seq`` order, which stays the authority and skips numbers published here.
         """
-        seq = document.get(sequence.SEQ_FIELD)
-        if not self.hub.ready.is_set() or not isinstance(seq, int) or isinstance(seq, bool):
-            return False
-        if seq != self.hub.watermark + 1:
+        seq = self._ready_seq(document)
+        if seq is None or seq != self.hub.watermark + 1:
             return False
         tombstone = bool(document.get(sequence.TOMBSTONE_FIELD))
         self.hub.publish(seq, None if tombstone else document)
