@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from dualstore_reference.embedded import EmbeddedDatabase
 from dualstore_reference.store import sequence
+from dualstore_reference.stream.changes import ChangeFeed
 from dualstore_reference.stream.hub import Hub
 from dualstore_reference.stream.tailer import CollectionTailer
 from pymongo import AsyncMongoClient
@@ -45,10 +46,26 @@ async def collect(hub: Hub, count: int, timeout: float = 20.0) -> list[tuple[int
     return items
 
 
-def make_tailer(db: Any, hub: Hub, **options: Any) -> CollectionTailer:
+class FedTailer(CollectionTailer):
+    """A tailer with the worker's change feed watching its one collection (as in a worker)."""
+
+    def __init__(self, db: Any, *args: Any, use_change_stream: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.feed = ChangeFeed(db, {"docs": self} if use_change_stream else {})
+
+    async def start(self) -> None:
+        await super().start()
+        await self.feed.start()
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        await super().stop()
+
+
+def make_tailer(db: Any, hub: Hub, **options: Any) -> FedTailer:
     defaults: dict[str, Any] = {"gap_timeout": 0.5, "poll_interval": 0.05, "adopt_interval": 0.5}
-    return CollectionTailer(db["docs"], db[sequence.COUNTERS_COLLECTION], hub,
-                            **{**defaults, **options})
+    return FedTailer(db, db["docs"], db[sequence.COUNTERS_COLLECTION], hub,
+                     **{**defaults, **options})
 
 
 def test_concurrent_writers_are_published_once_in_seq_order(mongodb_uri: str) -> None:

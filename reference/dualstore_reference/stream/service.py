@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The stream machinery of one worker: a hub and a tailer per collection, and the slot leases."""
+"""The stream machinery of one worker: a hub and a tailer per collection, one change feed, slots."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from dualstore_reference.security.stream_slots import SLOTS_COLLECTION, StreamSlots
 from dualstore_reference.settings import spec_default
 from dualstore_reference.store import sequence
+from dualstore_reference.stream.changes import ChangeFeed
 from dualstore_reference.stream.hub import Hub
 from dualstore_reference.stream.tailer import CollectionTailer
 
@@ -69,8 +70,8 @@ class StreamService:
                 poll_interval=config.poll_interval,
                 safety_interval=config.safety_interval,
                 adopt_interval=config.adopt_interval,
-                use_change_stream=config.use_change_stream,
             )
+        self.changes = ChangeFeed(database, self.tailers if config.use_change_stream else {})
         self.slots = StreamSlots(
             database[SLOTS_COLLECTION],
             cap=config.cap_per_ip,
@@ -89,6 +90,7 @@ class StreamService:
             with contextlib.suppress(Exception):
                 await sequence.ensure_indexes(self.database[name])
             await tailer.start()
+        await self.changes.start()
         await self.slots.start()
         self._chain_sigterm()
         # Everything alive now (modules, the app, the clients) lives as long as the worker:
@@ -101,6 +103,7 @@ class StreamService:
     async def stop(self) -> None:
         """End every stream, stop the tailers, give back slots."""
         self.begin_shutdown()
+        await self.changes.stop()
         for tailer in self.tailers.values():
             await tailer.stop()
         await self.slots.stop()

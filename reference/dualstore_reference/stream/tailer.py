@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
 from dualstore_reference.store import sequence
 from dualstore_reference.stream.hub import Hub
@@ -32,7 +32,7 @@ _POSITION_ONLY = {
 }
 
 
-def _short(error: Exception) -> str:
+def short_error(error: Exception) -> str:
     """The first sentence of a driver error (without the topology description)."""
     return f"{type(error).__name__}: {str(error).split(', Timeout:')[0][:200]}"
 
@@ -51,7 +51,6 @@ class CollectionTailer:
         safety_interval: float = 2.0,
         adopt_interval: float = 5.0,
         batch: int = 500,
-        use_change_stream: bool = True,
     ) -> None:
         self.documents = documents
         self.counters = counters
@@ -61,9 +60,9 @@ class CollectionTailer:
         self.safety_interval = safety_interval
         self.adopt_interval = adopt_interval
         self.batch = batch
-        self.use_change_stream = use_change_stream
         self.change_stream_active = False
-        """True while a change stream is feeding wake-ups (False: polling)."""
+        """True while a change feed delivers this collection's inserts (False: polling);
+        set by the ``ChangeFeed``."""
         self.reads = 0
         """How many ``find`` round trips the tailer made (for tests and benchmarks)."""
         self.fenced = 0
@@ -79,16 +78,13 @@ class CollectionTailer:
         self._stopping = False
 
     async def start(self) -> None:
-        """Start the tailing task (and the change-stream watcher when enabled)."""
+        """Start the tailing task and the adoption sweep (change events come from a
+        ``ChangeFeed``, one per worker, through :meth:`changed`)."""
         self._stopping = False
         self._tasks.append(asyncio.create_task(self._run(), name=f"tailer:{self.hub.collection}"))
         self._tasks.append(
             asyncio.create_task(self._adopt(), name=f"tailer-adopt:{self.hub.collection}")
         )
-        if self.use_change_stream:
-            self._tasks.append(
-                asyncio.create_task(self._watch(), name=f"tailer-watch:{self.hub.collection}")
-            )
 
     async def stop(self) -> None:
         """Stop the tasks."""
@@ -104,43 +100,18 @@ class CollectionTailer:
         """Ask for a read now (e.g. after a local insert)."""
         self._wake.set()
 
-    async def _watch(self) -> None:
-        """Set the wake-up event on every insert the change stream reports."""
-        pipeline: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}]
-        backoff = 1.0
-        while not self._stopping:
-            try:
-                async with await self.documents.watch(
-                    pipeline, max_await_time_ms=1000
-                ) as stream:
-                    self.change_stream_active = True
-                    backoff = 1.0
-                    async for change in stream:
-                        full = change.get("fullDocument") or {}
-                        if sequence.SEQ_FIELD not in full:
-                            self._adopt_soon.set()  # an older producer: adopt it now
-                        elif self._published(full):
-                            continue
-                        elif self._publish_next(full):
-                            self.published_in_place += 1
-                            continue
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except OperationFailure as error:
-                # Standalone servers have no change streams: poll, and ask again rarely.
-                self.change_stream_active = False
-                log.info("change stream unavailable on %s (%s): polling",
-                         self.hub.collection, error.code)
-                await asyncio.sleep(60.0)
-            except PyMongoError as error:
-                self.change_stream_active = False
-                log.warning("change stream on %s failed: %s", self.hub.collection,
-                            _short(error))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            else:
-                self.change_stream_active = False
+    def changed(self, document: Document) -> None:
+        """An insert the change stream reported (its full document): publish it in place
+        when it is the next number, skip it when it was published already, and otherwise
+        wake the read in ``_seq`` order."""
+        if sequence.SEQ_FIELD not in document:
+            self._adopt_soon.set()  # an older producer: adopt it now
+        elif self._published(document):
+            return
+        elif self._publish_next(document):
+            self.published_in_place += 1
+            return
+        self._wake.set()
 
     def committed(self, seq: int, document: Document) -> None:
         """An insert this worker had acknowledged (the batcher's ``on_committed``).
@@ -195,7 +166,8 @@ class CollectionTailer:
             except asyncio.CancelledError:
                 raise
             except PyMongoError as error:
-                log.warning("tailer %s: adoption failed: %s", self.hub.collection, _short(error))
+                log.warning("tailer %s: adoption failed: %s", self.hub.collection,
+                            short_error(error))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.adopt_interval):
                     await self._adopt_soon.wait()
@@ -214,7 +186,7 @@ class CollectionTailer:
                 raise
             except PyMongoError as error:
                 log.warning("tailer %s: database error %s; retrying", self.hub.collection,
-                            _short(error))
+                            short_error(error))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
