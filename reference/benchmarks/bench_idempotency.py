@@ -45,7 +45,6 @@ async def _fill(store: CollectionStore, size: int) -> None:
                 row["_id"] = uuid.uuid4().hex
             rows.append(row)
         await store.documents.insert_many(rows, ordered=False)
-    await store.counters.update_one({"_id": COLLECTION}, {"$set": {"seq": size}}, upsert=True)
 
 
 async def _rate(store: CollectionStore, documents: int, concurrency: int, keyed: bool) -> float:

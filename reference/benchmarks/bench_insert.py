@@ -33,13 +33,12 @@ async def _measure(
     )
     database = client.get_default_database()
     collection = database["docs"]
-    counters = database[sequence.COUNTERS_COLLECTION]
     await sequence.ensure_indexes(collection)
-    batcher = InsertBatcher(collection, counters)
+    batcher = InsertBatcher(collection)
     insert: Callable[[Document], Awaitable[int]] = (
         batcher.insert
         if batched
-        else (lambda document: sequence.insert_sequenced(collection, counters, document))
+        else (lambda document: sequence.insert_sequenced(collection, document))
     )
     queue = list(range(documents))
 

@@ -70,8 +70,6 @@ async def load_documents(uri: str, texts: list[str]) -> Any:
             batch = []
     if batch:
         await documents.insert_many(batch)
-    counters = client["bench_search"][sequence.COUNTERS_COLLECTION]
-    await counters.update_one({"_id": documents.name}, {"$set": {"seq": len(texts)}}, upsert=True)
     return client, documents
 
 

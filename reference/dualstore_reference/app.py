@@ -273,8 +273,12 @@ def _stream_resource(state: AppState) -> object:
     service.slots.operation_timeout = settings.database_timeout_seconds
     for name, tailer in service.tailers.items():
         if name in state.store:
-            # This worker's own acknowledged inserts reach its subscribers at once.
-            state.store[name].batcher.on_committed = tailer.committed
+            # This worker's own acknowledged inserts reach its subscribers at once, and its
+            # inserts are numbered after what the tailer has published (no head read when
+            # another worker wrote last).
+            batcher = state.store[name].batcher
+            batcher.on_committed = tailer.committed
+            batcher.known_head = tailer.published_head
     state.startup_hooks.append(service.start)
     state.shutdown_hooks.append(service.stop)
     return StreamResource(

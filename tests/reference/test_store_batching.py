@@ -13,7 +13,7 @@ from dualstore_reference.launcher import with_database
 from dualstore_reference.store import idempotency, sequence
 from dualstore_reference.store.batching import InsertBatcher
 from dualstore_reference.store.documents import CollectionStore
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
 
@@ -42,34 +42,88 @@ def test_concurrent_inserts_share_batches_and_get_unique_contiguous_numbers(
     _run(scenario())
 
 
-def test_fenced_numbers_are_retried_and_duplicates_released(mongodb_uri: str) -> None:
+def test_taken_and_fenced_numbers_are_retried_and_duplicates_released(mongodb_uri: str) -> None:
     async def scenario() -> None:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             with_database(mongodb_uri, f"batch_{uuid.uuid4().hex[:8]}")
         )
         store = CollectionStore(client.get_default_database(), "things")
         await store.ensure_indexes()
-        await store.documents.insert_one({"_id": "taken", "text": "x", "_seq": 100})
-        await sequence.fence(store.documents, 2)  # a reader fenced number 2 ahead of time
-        await store.counters.update_one({"_id": "things"}, {"$set": {"seq": 0}}, upsert=True)
-        batcher = InsertBatcher(store.documents, store.counters)
+        batcher = InsertBatcher(store.documents)
+        assert await batcher.insert({"_id": "first", "text": "x"}) == 1
+        # Another writer takes 2 and 3 (this batcher is not told), a reader fenced 5.
+        for name in ("o2", "o3"):
+            await sequence.insert_sequenced(store.documents, {"_id": name, "text": "o"})
+        await sequence.fence(store.documents, 5)
         results = await asyncio.gather(
-            *(batcher.insert({"_id": name, "text": name}) for name in ("a", "b", "taken", "c")),
+            *(batcher.insert({"_id": name, "text": name}) for name in ("a", "b", "first", "c")),
             return_exceptions=True,
         )
+        # One batch numbered 2..5: a and b lost 2 and 3, "first" (a duplicate _id) released
+        # 4 with a tombstone, c lost 5 to the fence; a, b and c were written again above.
         assert isinstance(results[2], DuplicateKeyError)
-        good = [r for r in results if isinstance(r, int)]
-        assert len(good) == 3 and len(set(good)) == 3 and 2 not in good
+        assert results[0:2] + results[3:] == [6, 7, 8]
+        assert batcher.conflicts == 3
         tombstones = {
             d["_seq"] async for d in store.documents.find({sequence.TOMBSTONE_FIELD: True})
         }
-        assert 2 in tombstones  # the fence stands
+        assert tombstones == {4, 5}
         live = {d["_id"] async for d in store.documents.find(sequence.LIVE_DOCUMENTS)}
-        assert live == {"a", "b", "c", "taken"}
-        # every allocated number is accounted for: a document or a tombstone
-        head = await sequence.head(store.counters, "things")
+        assert live == {"first", "o2", "o3", "a", "b", "c"}
+        # every number up to the head is accounted for: a document or a tombstone
+        head = await sequence.head(store.documents)
         numbers = {d["_seq"] async for d in store.documents.find({"_seq": {"$lte": head}})}
-        assert numbers == set(range(1, head + 1))
+        assert head == 8 and numbers == set(range(1, head + 1))
+        await client.close()
+
+    _run(scenario())
+
+
+class _Commands(monitoring.CommandListener):
+    """The commands sent to one collection (by name)."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == self.collection:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_an_insert_after_a_known_head_is_one_round_trip(mongodb_uri: str) -> None:
+    """No counter: the number after this batcher's last write, or after the stream's
+    published head when another worker wrote since, is taken by the insert itself."""
+    commands = _Commands("things")
+
+    async def scenario() -> None:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            with_database(mongodb_uri, f"batch_{uuid.uuid4().hex[:8]}"),
+            event_listeners=[commands],
+        )
+        database = client.get_default_database()
+        store = CollectionStore(database, "things")
+        await store.ensure_indexes()
+        published = 0
+        batcher = InsertBatcher(store.documents, known_head=lambda: published)
+        assert await batcher.insert({"_id": "a", "text": "a"}) == 1  # head read: unknown
+        commands.names.clear()
+        assert await batcher.insert({"_id": "b", "text": "b"}) == 2
+        assert commands.names == ["insert"]
+        # Another worker wrote 3; this worker's stream published it (the hint says 3).
+        await sequence.insert_sequenced(store.documents, {"_id": "other", "text": "o"})
+        published = 3
+        commands.names.clear()
+        assert await batcher.insert({"_id": "c", "text": "c"}) == 4
+        assert commands.names == ["insert"]
+        counters = await database.list_collection_names()
+        assert sequence.COUNTERS_COLLECTION not in counters  # no counter is kept
         await client.close()
 
     _run(scenario())

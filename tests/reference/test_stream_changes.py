@@ -45,7 +45,7 @@ def test_one_change_stream_feeds_every_collections_tailer(mongodb_uri: str) -> N
         hubs = {name: Hub(name) for name in names}
         # Slow polls: only the change feed can deliver within the test's wait.
         tailers = {
-            name: CollectionTailer(db[name], db[sequence.COUNTERS_COLLECTION], hubs[name],
+            name: CollectionTailer(db[name], hubs[name],
                                    poll_interval=30.0, safety_interval=30.0,
                                    adopt_interval=3600.0)
             for name in names
@@ -65,10 +65,8 @@ def test_one_change_stream_feeds_every_collections_tailer(mongodb_uri: str) -> N
             await asyncio.sleep(0.3)
             subscriptions = {name: hubs[name].subscribe() for name in names}
             await db["unrelated"].insert_one({"text": "not ours"})
-            await sequence.insert_sequenced(db["beta"], db[sequence.COUNTERS_COLLECTION],
-                                            {"_id": "b1", "text": "b"})
-            await sequence.insert_sequenced(db["alpha"], db[sequence.COUNTERS_COLLECTION],
-                                            {"_id": "a1", "text": "a"})
+            await sequence.insert_sequenced(db["beta"], {"_id": "b1", "text": "b"})
+            await sequence.insert_sequenced(db["alpha"], {"_id": "a1", "text": "a"})
             got_alpha = await subscriptions["alpha"].get(5.0)
             got_beta = await subscriptions["beta"].get(5.0)
             await asyncio.sleep(0.3)
@@ -96,7 +94,7 @@ def test_without_change_streams_the_tailers_poll(mongodb_uri: str) -> None:
         client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, event_listeners=[opens])
         db = client[f"t_{uuid.uuid4().hex[:12]}"]
         hub = Hub("docs")
-        tailer = CollectionTailer(db["docs"], db[sequence.COUNTERS_COLLECTION], hub,
+        tailer = CollectionTailer(db["docs"], hub,
                                   poll_interval=0.05, adopt_interval=3600.0)
         feed = ChangeFeed(db, {})
         try:
@@ -105,8 +103,7 @@ def test_without_change_streams_the_tailers_poll(mongodb_uri: str) -> None:
             await feed.start()
             await asyncio.wait_for(hub.ready.wait(), 10)
             subscription = hub.subscribe()
-            await sequence.insert_sequenced(db["docs"], db[sequence.COUNTERS_COLLECTION],
-                                            {"_id": "p1", "text": "p"})
+            await sequence.insert_sequenced(db["docs"], {"_id": "p1", "text": "p"})
             got = await subscription.get(5.0)
         finally:
             await feed.stop()

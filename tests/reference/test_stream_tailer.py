@@ -64,7 +64,7 @@ class FedTailer(CollectionTailer):
 
 def make_tailer(db: Any, hub: Hub, **options: Any) -> FedTailer:
     defaults: dict[str, Any] = {"gap_timeout": 0.5, "poll_interval": 0.05, "adopt_interval": 0.5}
-    return FedTailer(db, db["docs"], db[sequence.COUNTERS_COLLECTION], hub,
+    return FedTailer(db, db["docs"], hub,
                      **{**defaults, **options})
 
 
@@ -80,8 +80,7 @@ def test_concurrent_writers_are_published_once_in_seq_order(mongodb_uri: str) ->
 
             async def writer(w: int) -> None:
                 for i in range(30):
-                    await sequence.insert_sequenced(
-                        db["docs"], db[sequence.COUNTERS_COLLECTION], {"_id": f"{w}-{i}"}
+                    await sequence.insert_sequenced(db["docs"], {"_id": f"{w}-{i}"}
                     )
                     await asyncio.sleep(random.random() * 0.01)
 
@@ -99,7 +98,7 @@ def test_concurrent_writers_are_published_once_in_seq_order(mongodb_uri: str) ->
 
 def test_hole_is_fenced_after_timeout_and_late_writer_loses(mongodb_uri: str) -> None:
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         hub = Hub("docs")
         tailer = make_tailer(db, hub)
@@ -107,9 +106,10 @@ def test_hole_is_fenced_after_timeout_and_late_writer_loses(mongodb_uri: str) ->
         try:
             await asyncio.wait_for(hub.ready.wait(), 10)
             reader = asyncio.create_task(collect(hub, 2))
-            await sequence.insert_sequenced(docs, counters, {"_id": "a", "text": "a"})
-            stuck = await sequence.allocate(counters, "docs")  # a writer that never commits
-            await sequence.insert_sequenced(docs, counters, {"_id": "b", "text": "b"})
+            await sequence.insert_sequenced(docs, {"_id": "a", "text": "a"})
+            # A batch that stored its second number but never its first: a hole.
+            stuck = await sequence.head(docs) + 1
+            await docs.insert_one({"_id": "b", "text": "b", sequence.SEQ_FIELD: stuck + 1})
             items = await reader
             assert [doc["_id"] for _, doc in items] == ["a", "b"]
             assert tailer.fenced == 1
@@ -123,7 +123,7 @@ def test_hole_is_fenced_after_timeout_and_late_writer_loses(mongodb_uri: str) ->
 
 def test_late_commit_within_timeout_is_delivered_in_its_place(mongodb_uri: str) -> None:
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         hub = Hub("docs")
         tailer = make_tailer(db, hub, gap_timeout=3.0)
@@ -131,8 +131,8 @@ def test_late_commit_within_timeout_is_delivered_in_its_place(mongodb_uri: str) 
         try:
             await asyncio.wait_for(hub.ready.wait(), 10)
             reader = asyncio.create_task(collect(hub, 2))
-            slow = await sequence.allocate(counters, "docs")
-            await sequence.insert_sequenced(docs, counters, {"_id": "fast", "text": "f"})
+            slow = await sequence.head(docs) + 1  # its writer has not committed yet
+            await docs.insert_one({"_id": "fast", "text": "f", sequence.SEQ_FIELD: slow + 1})
             await asyncio.sleep(0.5)
             assert hub.watermark == slow - 1  # held at the hole
             await docs.insert_one({"_id": "slow", "text": "s", sequence.SEQ_FIELD: slow})
@@ -178,8 +178,7 @@ def test_change_stream_is_used_on_a_replica_set(mongodb_uri: str) -> None:
             assert tailer.change_stream_active
             await asyncio.sleep(0.3)
             reader = asyncio.create_task(collect(hub, 1, timeout=4))
-            await sequence.insert_sequenced(db["docs"], db[sequence.COUNTERS_COLLECTION],
-                                            {"_id": "x", "text": "x"})
+            await sequence.insert_sequenced(db["docs"], {"_id": "x", "text": "x"})
             items = await reader  # well before the 5 s poll: the change stream woke the tailer
             assert [doc["_id"] for _, doc in items] == ["x"]
         finally:
@@ -200,8 +199,7 @@ def test_standalone_server_polls_and_delivers_everything() -> None:
                 await asyncio.wait_for(hub.ready.wait(), 10)
                 reader = asyncio.create_task(collect(hub, 20))
                 await asyncio.gather(*(
-                    sequence.insert_sequenced(db["docs"], db[sequence.COUNTERS_COLLECTION],
-                                              {"_id": str(i), "text": "x"})
+                    sequence.insert_sequenced(db["docs"], {"_id": str(i), "text": "x"})
                     for i in range(20)
                 ))
                 items = await reader
@@ -218,10 +216,10 @@ def test_idle_reads_fetch_positions_only_and_subscribers_still_get_whole_documen
     mongodb_uri: str,
 ) -> None:
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         for i in range(5):
-            await sequence.insert_sequenced(docs, counters, {"_id": f"old{i}", "text": "t"})
+            await sequence.insert_sequenced(docs, {"_id": f"old{i}", "text": "t"})
         hub = Hub("docs")
         seen: list[Document] = []
         tailer = make_tailer(db, hub)
@@ -230,7 +228,7 @@ def test_idle_reads_fetch_positions_only_and_subscribers_still_get_whole_documen
             await asyncio.wait_for(hub.ready.wait(), 10)
             assert hub.watermark == 5  # caught up without anyone listening
             reader = asyncio.create_task(collect(hub, 1))
-            await sequence.insert_sequenced(docs, counters, {"_id": "new", "text": "whole"})
+            await sequence.insert_sequenced(docs, {"_id": "new", "text": "whole"})
             seen = [doc for _, doc in await reader]
         finally:
             await tailer.stop()
@@ -244,7 +242,7 @@ def test_a_wake_up_that_arrives_during_a_read_is_not_lost(mongodb_uri: str) -> N
     again at once, not at the next poll (a poll interval of 30 s here)."""
 
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         hub = Hub("docs")
         tailer = make_tailer(db, hub, poll_interval=30.0, safety_interval=30.0,
@@ -261,7 +259,7 @@ def test_a_wake_up_that_arrives_during_a_read_is_not_lost(mongodb_uri: str) -> N
                 # The document commits after this read's query and its wake-up comes in
                 # before the read returns: exactly the window that used to lose it.
                 inserted = True
-                await sequence.insert_sequenced(docs, counters, {"_id": "late", "text": "t"})
+                await sequence.insert_sequenced(docs, {"_id": "late", "text": "t"})
                 tailer.wake()
             return result
 
@@ -281,7 +279,7 @@ def test_next_numbers_are_published_from_the_change_stream_without_a_read(
     mongodb_uri: str,
 ) -> None:
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         hub = Hub("docs")
         tailer = make_tailer(db, hub, poll_interval=5.0, safety_interval=5.0)
@@ -296,7 +294,7 @@ def test_next_numbers_are_published_from_the_change_stream_without_a_read(
             await asyncio.sleep(0.3)
             reader = asyncio.create_task(collect(hub, 10, timeout=8))
             for i in range(10):
-                await sequence.insert_sequenced(docs, counters, {"_id": f"d{i}", "text": "t"})
+                await sequence.insert_sequenced(docs, {"_id": f"d{i}", "text": "t"})
             items = await reader
         finally:
             await tailer.stop()
@@ -313,11 +311,11 @@ def test_own_acknowledged_inserts_are_published_at_once_and_only_once(mongodb_ur
     from dualstore_reference.store.batching import InsertBatcher
 
     async def body(db: Any) -> None:
-        docs, counters = db["docs"], db[sequence.COUNTERS_COLLECTION]
+        docs = db["docs"]
         await sequence.ensure_indexes(docs)
         hub = Hub("docs")
         tailer = make_tailer(db, hub, poll_interval=0.05, safety_interval=0.2)
-        batcher = InsertBatcher(docs, counters)
+        batcher = InsertBatcher(docs)
         batcher.on_committed = tailer.committed
         await tailer.start()
         try:
@@ -327,7 +325,7 @@ def test_own_acknowledged_inserts_are_published_at_once_and_only_once(mongodb_ur
                 seq = await batcher.insert({"_id": f"own{i}", "text": "t"})
                 assert hub.watermark == seq  # published before the insert returned
             # Another writer (not told) comes through the change stream or a read.
-            await sequence.insert_sequenced(docs, counters, {"_id": "other", "text": "t"})
+            await sequence.insert_sequenced(docs, {"_id": "other", "text": "t"})
             await asyncio.gather(*(batcher.insert({"_id": f"b{i}", "text": "t"})
                                    for i in range(6)))
             items: list[tuple[int, Document]] = []

@@ -182,8 +182,9 @@ class StreamResource:
             except TimeoutError:
                 raise Problem("unavailable", "the stream is starting; retry shortly",
                               {"Retry-After": "2"}) from None
-        if resume.after_seq is not None:
-            head = await sequence.head(service.database[sequence.COUNTERS_COLLECTION], collection)
+        if resume.after_seq is not None and resume.after_seq > hub.watermark:
+            # Above what this worker published: issued only if another worker stored it.
+            head = await sequence.head(service.database[collection], hub.watermark)
             if resume.after_seq > head:
                 raise Problem(
                     "invalid-resume-token",

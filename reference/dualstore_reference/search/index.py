@@ -92,7 +92,6 @@ class VectorIndex:
         if space not in SPACES:
             raise ValueError(f"unknown vector space {space!r}: use one of {', '.join(SPACES)}")
         self.documents = documents
-        self._counters = documents.database[sequence.COUNTERS_COLLECTION]
         self.embedder = embedder
         self.directory = Path(directory)
         self.space = space
@@ -328,15 +327,13 @@ class VectorIndex:
             return added
 
     async def _catch_up(self) -> int:
-        # Writers take their number from the counter before inserting, so a point lookup of
-        # the counter (read now, after the caller's writes) bounds what there is to read.
-        head = await sequence.head(self._counters, self.documents.name)
+        # Read now, after the caller's writes: everything above the top stored so far.
         added = 0
         pending = sorted(self._holes)
         for start in range(0, len(pending), HOLES_PER_QUERY):
             chunk = pending[start : start + HOLES_PER_QUERY]
             added += await self._apply(await self._read({"$in": chunk}), fills_holes=True)
-        while head == 0 or head > self._top:  # 0: no counter (documents from elsewhere)
+        while True:
             batch = await self._read({"$gt": self._top}, limit=BATCH)
             added += await self._apply(batch, fills_holes=False)
             if len(batch) < BATCH:

@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Group commit: concurrent inserts of one worker share one counter update and one insert_many.
+"""Group commit with known numbers: one worker's inserts of a collection, one round trip each.
 
 While a batch is in flight, new inserts queue; the next batch takes them all (up to
-MAX_BATCH), allocates that many consecutive ``_seq`` numbers with one ``$inc`` and writes
-them with one unordered ``insert_many``. Nothing waits on a timer, so a lone insert costs
-the same two round trips as before, and under load the round trips per document fall.
-The fencing protocol of ``sequence`` is unchanged: a document whose number was fenced by
-a reader (duplicate ``_seq``) is retried alone with ``insert_sequenced``; a document that
-fails on another unique key (``_id``, idempotency key) releases its number with a
-tombstone and its caller gets the DuplicateKeyError.
+MAX_BATCH) and writes them with consecutive ``_seq`` numbers after the head this worker
+knows (its own last insert, or what its stream tailer has published, whichever is
+higher), in one unordered ``insert_many``; a lone insert is one ``insert_one``. Nothing
+waits on a timer and no counter is updated: the unique index on ``_seq`` is the allocator
+(see ``sequence``). A document whose number another writer took (or a reader fenced) gets
+DuplicateKeyError on ``_seq``: the batcher reads the head above its batch and writes it
+again with the next number. A document that fails on another unique key (``_id``,
+idempotency key) releases its number with a tombstone, so readers need not wait for it,
+and its caller gets the DuplicateKeyError.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ Document = dict[str, Any]
 Committed = Callable[[int, Document], None]
 """Told (seq, stored document) of every insert this batcher had acknowledged, in seq order."""
 MAX_BATCH = 128
+MAX_ATTEMPTS = 20
 DUPLICATE_KEY = 11000
 
 log = logging.getLogger(__name__)
@@ -51,17 +54,25 @@ def _fail(future: asyncio.Future[int], error: BaseException) -> None:
 
 
 class InsertBatcher:
-    """Batches ``insert_sequenced`` calls of one collection in one process."""
+    """Batches inserts of one collection in one process, numbering them from a known head."""
 
     def __init__(
-        self, documents: AsyncCollection[Document], counters: AsyncCollection[Document]
+        self,
+        documents: AsyncCollection[Document],
+        known_head: Callable[[], int] | None = None,
     ) -> None:
         self.documents = documents
-        self.counters = counters
+        self.known_head = known_head
+        """Optional: a number known to be stored with everything below it (the worker's
+        stream watermark); saves the head read when another worker wrote last."""
         self._queue: list[tuple[Document, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._next: int | None = None
+        """The number after this batcher's last write (None: unknown, read the head)."""
         self.batches = 0
         self.inserted = 0
+        self.conflicts = 0
+        """Documents written again because another writer had taken their number."""
         self.on_committed: Committed | None = None
         """Called synchronously with each acknowledged (seq, stored document) before its
         caller is answered (the worker's stream tailer publishes it without waiting for
@@ -77,7 +88,7 @@ class InsertBatcher:
             log.exception("insert listener failed on %s seq %d", self.documents.name, seq)
 
     async def insert(self, document: Document) -> int:
-        """Insert document with a fresh ``_seq`` (as ``sequence.insert_sequenced``)."""
+        """Insert document with a fresh ``_seq``; returns it."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((document, future))
         if self._flusher is None or self._flusher.done():
@@ -90,50 +101,71 @@ class InsertBatcher:
             try:
                 await self._write(batch)
             except Exception as error:  # the whole batch failed (e.g. database down)
+                self._next = None  # whatever was stored, read the head next time
                 for _, future in batch:
                     _fail(future, error)
 
+    async def _first_free(self) -> int:
+        """The number after the highest known to be stored (read when nothing is known)."""
+        hint = self.known_head() if self.known_head is not None else 0
+        if self._next is None:
+            return await sequence.head(self.documents, hint) + 1
+        return max(self._next, hint + 1)
+
     async def _write(self, batch: list[tuple[Document, asyncio.Future[int]]]) -> None:
-        if len(batch) == 1:
-            document, future = batch[0]
-            try:
-                seq = await sequence.insert_sequenced(self.documents, self.counters, document)
-            except Exception as error:
-                _fail(future, error)
-            else:
-                self._committed(seq, document)
-                _succeed(future, seq)
-            return
-        first = await sequence.allocate(self.counters, self.documents.name, len(batch))
-        rows = [
-            {**document, sequence.SEQ_FIELD: first + i} for i, (document, _) in enumerate(batch)
-        ]
+        pending = batch
+        first = await self._first_free()
+        for _ in range(MAX_ATTEMPTS):
+            taken = await self._write_numbered(pending, first)
+            self.batches += 1
+            # Every number first .. first + len(pending) - 1 is now stored (a document of
+            # ours, another writer's, or a tombstone).
+            last = first + len(pending) - 1
+            self._next = last + 1
+            if not taken:
+                return
+            self.conflicts += len(taken)
+            pending = taken
+            first = await sequence.head(self.documents, last) + 1
+        error = RuntimeError(f"could not sequence a document after {MAX_ATTEMPTS} attempts")
+        for _, future in pending:
+            _fail(future, error)
+
+    async def _write_numbered(
+        self, batch: list[tuple[Document, asyncio.Future[int]]], first: int
+    ) -> list[tuple[Document, asyncio.Future[int]]]:
+        """Write batch as first, first + 1, ...; answer each caller. Returns the documents
+        whose number was taken by another writer (to be written again)."""
         failed: dict[int, dict[str, Any]] = {}
-        try:
-            await self.documents.insert_many(rows, ordered=False)
-        except BulkWriteError as error:
-            details = error.details or {}
-            if details.get("writeConcernErrors"):
-                raise
-            for write_error in details.get("writeErrors", []):
-                failed[int(write_error["index"])] = write_error
-            if any(e.get("code") != DUPLICATE_KEY for e in failed.values()):
-                raise
-        self.batches += 1
+        if len(batch) == 1:
+            try:
+                await self.documents.insert_one({**batch[0][0], sequence.SEQ_FIELD: first})
+            except DuplicateKeyError as error:
+                failed[0] = {**(error.details or {}), "errmsg": str(error)}
+        else:
+            rows = [
+                {**document, sequence.SEQ_FIELD: first + i}
+                for i, (document, _) in enumerate(batch)
+            ]
+            try:
+                await self.documents.insert_many(rows, ordered=False)
+            except BulkWriteError as error:
+                details = error.details or {}
+                if details.get("writeConcernErrors"):
+                    raise
+                for write_error in details.get("writeErrors", []):
+                    failed[int(write_error["index"])] = write_error
+                if any(e.get("code", DUPLICATE_KEY) != DUPLICATE_KEY for e in failed.values()):
+                    raise
+        taken: list[tuple[Document, asyncio.Future[int]]] = []
         for index, (document, future) in enumerate(batch):
             write_error = failed.get(index)
             if write_error is None:
                 self.inserted += 1
                 self._committed(first + index, document)
                 _succeed(future, first + index)
-            elif _seq_conflict(write_error):  # a reader fenced this number: retry alone
-                try:
-                    seq = await sequence.insert_sequenced(self.documents, self.counters, document)
-                except Exception as retry_error:
-                    _fail(future, retry_error)
-                else:
-                    self._committed(seq, document)
-                    _succeed(future, seq)
+            elif _seq_conflict(write_error):  # another writer (or a fence) has this number
+                taken.append((document, future))
             else:  # another unique key: give the number back, report the duplicate
                 with contextlib.suppress(Exception):
                     await sequence.fence(self.documents, first + index)
@@ -145,3 +177,4 @@ class InsertBatcher:
                         write_error,
                     ),
                 )
+        return taken

@@ -99,9 +99,8 @@ class CollectionStore:
     def __init__(self, database: AsyncDatabase[Document], name: str) -> None:
         self.name = name
         self.documents: AsyncCollection[Document] = database[name]
-        self.counters: AsyncCollection[Document] = database[sequence.COUNTERS_COLLECTION]
-        self.batcher = InsertBatcher(self.documents, self.counters)
-        self.cursor_key = cursors.CursorKey(self.counters)
+        self.batcher = InsertBatcher(self.documents)
+        self.cursor_key = cursors.CursorKey(database[sequence.COUNTERS_COLLECTION])
 
     async def ensure_indexes(self) -> None:
         """Indexes the queries need: _seq (unique), recent order, idempotency keys."""
@@ -235,7 +234,7 @@ class CollectionStore:
         """Give legacy documents a ``_seq`` (and a BSON-date timestamp); returns how many."""
         total = 0
         while True:
-            adopted = await sequence.adopt_unsequenced(self.documents, self.counters)
+            adopted = await sequence.adopt_unsequenced(self.documents)
             total += adopted
             if adopted == 0:
                 return total

@@ -1,23 +1,28 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Delivery positions: allocate a per-collection sequence number and fence gaps with tombstones.
+"""Delivery positions: a per-collection sequence number, taken by inserting it; gaps fenced.
 
-The gap problem: numbers are taken in one order and committed in another, so a reader that
-advances to the highest visible number can skip a lower one still in flight. Here every
-stored document carries ``_seq`` under a unique index; a reader that waited long enough on a
-missing number *claims* it by inserting a tombstone with that ``_seq``. Exactly one of the
-late writer and the tombstone wins the unique index: if the tombstone wins, the writer gets
-DuplicateKeyError and retries with a new number, so no committed document is ever skipped
-and no number is delivered twice. This works the same on a standalone server and on a
-replica set, across any number of workers and instances.
+Every stored document carries ``_seq`` under a unique index, and the index is the allocator:
+a writer inserts with the number after the highest it knows to be stored, and a writer
+that loses the number to another (DuplicateKeyError on ``_seq``) learns the new head and
+tries the next. So a number is only ever taken by a committed document, and a worker that
+knows the head (its own inserts and what its stream tailer has seen) writes with one round
+trip and no counter.
+
+The gap problem remains where one write stores several numbers (an unordered batch may
+commit a higher number before a lower one, or fail one document in the middle): a reader
+that advances to the highest visible number could skip the lower one still in flight. A
+reader that waited long enough on a missing number *claims* it by inserting a tombstone
+with that ``_seq``; exactly one of the late writer and the tombstone wins the unique index,
+and a writer that loses retries with a new number, so no committed document is ever
+skipped and no number is delivered twice. This works the same on a standalone server and
+on a replica set, across any number of workers and instances.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -36,32 +41,23 @@ def tombstone_id(seq: int) -> str:
     return f"~seq:{seq}"
 
 
-async def allocate(counters: AsyncCollection[Document], collection: str, count: int = 1) -> int:
-    """Take count consecutive numbers for collection; return the first."""
-    while True:
-        # No upsert here: concurrent upserts of a missing counter may both increment while
-        # only one learns its number (seen under load on the embedded daemon), leaving a
-        # hole that stalls every stream until it is fenced. Create the counter separately.
-        result = await counters.find_one_and_update(
-            {"_id": collection},
-            {"$inc": {"seq": count}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if result is not None:
-            return int(result["seq"]) - count + 1
-        with contextlib.suppress(DuplicateKeyError):  # another writer created it first
-            await counters.update_one(
-                {"_id": collection}, {"$setOnInsert": {"seq": 0}}, upsert=True
-            )
+async def head(documents: AsyncCollection[Document], above: int = 0) -> int:
+    """The highest number stored in documents (documents and tombstones), at least ``above``.
+
+    Reads the positions above ``above`` (an index range): pass the highest number known to
+    be stored, and the read is as short as what was written since.
+    """
+    top = above
+    found = documents.find({SEQ_FIELD: {"$gt": above}}, {SEQ_FIELD: 1, "_id": 0})
+    async for document in found:
+        value = document.get(SEQ_FIELD)
+        if isinstance(value, int) and not isinstance(value, bool):
+            top = max(top, value)
+    return top
 
 
-async def head(counters: AsyncCollection[Document], collection: str) -> int:
-    """The highest number allocated so far for collection (0 when none)."""
-    found = await counters.find_one({"_id": collection})
-    return int(found["seq"]) if found else 0
-
-
-def _is_seq_conflict(error: DuplicateKeyError) -> bool:
+def is_seq_conflict(error: DuplicateKeyError) -> bool:
+    """True when the duplicate key is ``_seq`` (the number was taken), not ``_id`` or another."""
     details = error.details or {}
     key_pattern = details.get("keyPattern") or {}
     if key_pattern:
@@ -87,53 +83,51 @@ async def fence(documents: AsyncCollection[Document], seq: int) -> bool:
 
 async def insert_sequenced(
     documents: AsyncCollection[Document],
-    counters: AsyncCollection[Document],
     document: Document,
     max_attempts: int = 20,
 ) -> int:
-    """Insert document with a fresh ``_seq``; retry when a reader fenced the number.
+    """Insert document with the next free ``_seq`` (read from the index; the server's
+    workers use ``InsertBatcher``, which knows the head without a read).
 
-    Any other DuplicateKeyError (same _id, same idempotency key) releases the number with
-    a tombstone, so readers need not wait for it, and is re-raised.
+    Any other DuplicateKeyError (same _id, same idempotency key) is re-raised; nothing was
+    taken, so there is nothing to release.
     """
+    above = 0
     for _ in range(max_attempts):
-        seq = await allocate(counters, documents.name)
+        above = await head(documents, above)
         try:
-            await documents.insert_one({**document, SEQ_FIELD: seq})
+            await documents.insert_one({**document, SEQ_FIELD: above + 1})
         except DuplicateKeyError as error:
-            if _is_seq_conflict(error):
+            if is_seq_conflict(error):
+                above += 1
                 continue
-            await fence(documents, seq)
             raise
-        return seq
+        return above + 1
     raise RuntimeError(f"could not sequence a document after {max_attempts} attempts")
 
 
-async def adopt_unsequenced(
-    documents: AsyncCollection[Document],
-    counters: AsyncCollection[Document],
-    batch: int = 500,
-) -> int:
+async def adopt_unsequenced(documents: AsyncCollection[Document], batch: int = 500) -> int:
     """Give a ``_seq`` to documents written without one (older producers). Returns how many."""
     adopted = 0
+    above: int | None = None  # the head, read once the first legacy document is found
     # {_seq: null} (missing or null) can use an ordinary index on _seq; $exists: false
     # cannot on every server, and this runs every few seconds.
     cursor = documents.find({SEQ_FIELD: None}, {"_id": 1, "timestamp": 1}).limit(batch)
     async for found in cursor:
         while True:
-            seq = await allocate(counters, documents.name)
+            above = await head(documents, above or 0)
             try:
                 result = await documents.update_one(
                     {"_id": found["_id"], SEQ_FIELD: None},
-                    {"$set": {SEQ_FIELD: seq, **_normalised_timestamp(found)}},
+                    {"$set": {SEQ_FIELD: above + 1, **_normalised_timestamp(found)}},
                 )
             except DuplicateKeyError:
-                continue  # fenced meanwhile: take another number
-            if result.modified_count == 0:
-                await fence(documents, seq)  # someone else adopted it: release the number
-            else:
+                above += 1
+                continue  # the number was taken meanwhile: take the next
+            if result.modified_count:
                 adopted += 1
-            break
+                above += 1
+            break  # adopted, or someone else adopted it (nothing was taken)
     return adopted
 
 

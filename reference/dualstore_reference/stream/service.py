@@ -58,13 +58,11 @@ class StreamService:
         self.config = config
         self.hubs: dict[str, Hub] = {}
         self.tailers: dict[str, CollectionTailer] = {}
-        counters = database[sequence.COUNTERS_COLLECTION]
         for name in collections:
             hub = Hub(name, config.subscriber_queue_size)
             self.hubs[name] = hub
             self.tailers[name] = CollectionTailer(
                 database[name],
-                counters,
                 hub,
                 gap_timeout=config.gap_timeout_seconds,
                 poll_interval=config.poll_interval,

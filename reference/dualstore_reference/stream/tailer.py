@@ -43,7 +43,6 @@ class CollectionTailer:
     def __init__(
         self,
         documents: AsyncCollection[Document],
-        counters: AsyncCollection[Document],
         hub: Hub,
         *,
         gap_timeout: float = 5.0,
@@ -53,7 +52,6 @@ class CollectionTailer:
         batch: int = 500,
     ) -> None:
         self.documents = documents
-        self.counters = counters
         self.hub = hub
         self.gap_timeout = gap_timeout
         self.poll_interval = poll_interval
@@ -99,6 +97,10 @@ class CollectionTailer:
     def wake(self) -> None:
         """Ask for a read now (e.g. after a local insert)."""
         self._wake.set()
+
+    def published_head(self) -> int:
+        """A number stored with every lower one (the hub's watermark: published or fenced)."""
+        return self.hub.watermark
 
     def changed(self, document: Document) -> None:
         """An insert the change stream reported (its full document): publish it in place
@@ -161,7 +163,7 @@ class CollectionTailer:
         while not self._stopping:
             self._adopt_soon.clear()
             try:
-                if await sequence.adopt_unsequenced(self.documents, self.counters):
+                if await sequence.adopt_unsequenced(self.documents):
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
