@@ -41,6 +41,7 @@ from dualstore_reference.stream.direct import DirectWriter
 from dualstore_reference.stream.hub import Hub, Subscription, SubscriptionClosed
 from dualstore_reference.stream.matcher import Predicate, UnsupportedQuery, compile_query
 from dualstore_reference.stream.service import StreamService
+from dualstore_reference.stream.stepping import Stepped
 
 Document = dict[str, Any]
 FilterParser = Callable[[str], Document]
@@ -72,7 +73,7 @@ class _Stream:
     progress: float = field(default_factory=time.monotonic)
     closed: bool = False
     task: asyncio.Task[Any] | None = None
-    watcher: asyncio.Future[Any] | None = None
+    watcher: _DisconnectWatch | None = None
     on_close: Callable[[], None] | None = None
     writer: DirectWriter | None = None
     position: int = 0
@@ -123,12 +124,45 @@ class _Stream:
         self.subscription.close("ended")
         self.service.slots.release_soon(self.slot)
         self.service.open_streams -= 1
-        if self.watcher is not None and self.watcher is not asyncio.current_task():
-            self.watcher.cancel()
+        if self.watcher is not None:
+            self.watcher.close()
         if self.writer is not None:
             self.writer.close()
         if self.on_close is not None:
             self.on_close()
+
+
+class _DisconnectWatch:
+    """Notices the client leaving even while the stream is idle: the ASGI ``receive`` is
+    stepped by hand (``stream.stepping``), so an idle stream holds no task for it and
+    nothing runs until a message arrives."""
+
+    __slots__ = ("_receive", "_stepped", "_stream")
+
+    def __init__(self, stream: _Stream, receive: Receive) -> None:
+        self._stream = stream
+        self._receive = receive
+        self._stepped: Stepped | None = None
+        self._listen()
+
+    def _listen(self) -> None:
+        self._stepped = Stepped(self._receive(), self._arrived)  # type: ignore[arg-type]  # reason: ASGI servers' receive is a coroutine
+
+    def _arrived(self, message: dict[str, Any] | None, error: BaseException | None) -> None:
+        stream = self._stream
+        if stream.closed or error is not None or message is None:
+            return
+        if message.get("type") == "http.disconnect":
+            stream.disconnected = True
+            stream.subscription.close("disconnect")
+            stream.close()
+            return
+        self._listen()
+
+    def close(self) -> None:
+        """Stop watching (the stream ended)."""
+        if self._stepped is not None:
+            self._stepped.close()
 
 
 class StreamResource:
@@ -215,7 +249,7 @@ class StreamResource:
         # still detect the disconnect, one interval late.
         receive: Receive | None = getattr(req, "_receive", None)
         if receive is not None:
-            self._watch(stream, receive)
+            stream.watcher = _DisconnectWatch(stream, receive)
         try:
             if resume.live_only:
                 # Documents already committed at open time but not yet published by the
@@ -233,27 +267,6 @@ class StreamResource:
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = self._events(stream, collection)
-
-    def _watch(self, stream: _Stream, receive: Receive) -> None:
-        """Notice the client leaving even while idle: a callback on the pending receive,
-        no task wake-up until a message arrives."""
-
-        def listen() -> None:
-            pending = asyncio.ensure_future(receive())
-            pending.add_done_callback(arrived)
-            stream.watcher = pending
-
-        def arrived(done: asyncio.Future[dict[str, Any]]) -> None:
-            if stream.closed or done.cancelled() or done.exception() is not None:
-                return
-            if done.result().get("type") == "http.disconnect":
-                stream.disconnected = True
-                stream.subscription.close("disconnect")
-                stream.close()
-                return
-            listen()
-
-        listen()
 
     async def _events(self, stream: _Stream, collection: str) -> AsyncIterator[bytes]:
         config = stream.service.config

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
 
 from dualstore_reference.stream.asgi import Send
+from dualstore_reference.stream.stepping import Stepped
 
 
 class DirectWriter:
@@ -22,9 +21,11 @@ class DirectWriter:
     caller queues them and drains the queue after ``wait_idle``), so chunks never reorder.
     """
 
+    __slots__ = ("_idle", "_pending", "_send", "error")
+
     def __init__(self, send: Send) -> None:
         self._send = send
-        self._pending: Coroutine[Any, Any, None] | None = None
+        self._pending: Stepped | None = None
         self._idle: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
         """Set when a send failed: the connection is unusable and the stream must end."""
@@ -39,29 +40,12 @@ class DirectWriter:
         if self._pending is not None or self.error is not None:
             return False
         send = self._send({"type": "http.response.body", "body": body, "more_body": True})
-        self._step(send)  # type: ignore[arg-type]  # reason: ASGI servers' send is a coroutine
+        stepped = Stepped(send, self._sent)  # type: ignore[arg-type]  # reason: ASGI servers' send is a coroutine
+        if stepped.running:  # it waits for flow control; _sent runs when it is through
+            self._pending = stepped
         return True
 
-    def _step(self, send: Coroutine[Any, Any, None]) -> None:
-        try:
-            waiting = send.send(None)
-        except StopIteration:
-            self._finish(None)
-            return
-        except BaseException as error:  # the connection failed (or the send was cancelled)
-            self._finish(error)
-            return
-        self._pending = send
-        if waiting is None:  # a bare yield (sleep(0)): resume on the next loop pass
-            asyncio.get_running_loop().call_soon(self._step, send)
-        elif isinstance(waiting, asyncio.Future):
-            waiting._asyncio_future_blocking = False  # what a task does with what it awaits
-            waiting.add_done_callback(lambda _done: self._step(send))
-        else:
-            send.close()
-            self._finish(RuntimeError(f"send awaited an unsupported object {waiting!r}"))
-
-    def _finish(self, error: BaseException | None) -> None:
+    def _sent(self, _result: object, error: BaseException | None) -> None:
         self._pending = None
         if error is not None and self.error is None:
             self.error = error
@@ -79,7 +63,7 @@ class DirectWriter:
 
     def close(self) -> None:
         """Abandon a send still in flight (the stream is ending)."""
-        pending, self._pending = self._pending, None
+        pending = self._pending
         if pending is not None:
             pending.close()
-        self._finish(None)
+        self._sent(None, None)
