@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Typed accessors for every number, name and pattern the spec states (raise when one is missing)."""
+"""Typed accessors for every number, name and pattern the spec states (raise on a missing one)."""
 
 from __future__ import annotations
 

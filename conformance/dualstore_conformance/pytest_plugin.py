@@ -46,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dualstore-token", default=None, help="bearer token for the target")
     group.addoption("--dualstore-collection", default=None, help="collection to write to")
     group.addoption("--dualstore-heartbeat-seconds", type=float, default=None,
-                    help="heartbeat interval of the target (default: health's, else the spec's default)")
+                    help="heartbeat interval of the target "
+                         "(default: health's, else the spec's default)")
     group.addoption("--dualstore-timeout-multiplier", type=float, default=1.0)
     group.addoption("--dualstore-cors-origin", default=None,
                     help="an origin on the target's CORS allow-list (default: "
