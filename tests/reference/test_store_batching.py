@@ -146,3 +146,34 @@ def test_idempotent_inserts_racing_in_one_batch_create_one_document(mongodb_uri:
         await client.close()
 
     _run(scenario())
+
+
+def test_two_workers_racing_for_numbers_store_everything_once_without_holes(
+    mongodb_uri: str,
+) -> None:
+    """Two batchers (as two workers) write the same collection at once, neither told of the
+    other's writes: every document is stored once, and the numbers are 1..n with no hole."""
+
+    async def scenario() -> None:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            with_database(mongodb_uri, f"batch_{uuid.uuid4().hex[:8]}")
+        )
+        store = CollectionStore(client.get_default_database(), "things")
+        await store.ensure_indexes()
+        workers = [InsertBatcher(store.documents), InsertBatcher(store.documents)]
+
+        async def writer(w: int, i: int) -> int:
+            await asyncio.sleep(0.001 * (i % 7))
+            return await workers[w].insert({"_id": f"w{w}-{i}", "text": "t"})
+
+        seqs = await asyncio.gather(*(writer(w, i) for w in (0, 1) for i in range(60)))
+        assert len(set(seqs)) == 120
+        stored = {d["_id"]: d["_seq"] async for d in store.documents.find({})}
+        assert len(stored) == 120  # no tombstone: a number is only taken by a document
+        assert sorted(stored.values()) == list(range(1, 121))
+        assert stored == {f"w{w}-{i}": seq for (w, i), seq in
+                          zip(((w, i) for w in (0, 1) for i in range(60)), seqs, strict=True)}
+        assert sum(worker.conflicts for worker in workers) > 0  # they did race
+        await client.close()
+
+    _run(scenario())
