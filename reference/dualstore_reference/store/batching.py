@@ -119,7 +119,8 @@ class InsertBatcher:
             taken = await self._write_numbered(pending, first)
             self.batches += 1
             # Every number first .. first + len(pending) - 1 is now stored (a document of
-            # ours, another writer's, or a tombstone).
+            # ours, another writer's, or a tombstone; should a release's tombstone fail, a
+            # reader fences the hole after the gap timeout).
             last = first + len(pending) - 1
             self._next = last + 1
             if not taken:
