@@ -28,6 +28,13 @@ def _load_helper(name: str) -> ModuleType:
 
 
 openapi_validation = _load_helper("dualstore_openapi_validation")
+commands = _load_helper("dualstore_commands")
+
+
+@pytest.fixture
+def command_log() -> Any:
+    """A fresh pymongo command listener (pass it as ``event_listeners=[command_log]``)."""
+    return commands.CommandLog()
 
 
 @pytest.fixture

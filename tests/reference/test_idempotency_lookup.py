@@ -9,41 +9,23 @@ from typing import Any
 
 from dualstore_reference.store import idempotency
 from dualstore_reference.store.documents import Store
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 Document = dict[str, Any]
 
 
-class Reads(monitoring.CommandListener):
-    """Records the filter of every find command."""
-
-    def __init__(self) -> None:
-        self.filters: list[Document] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.filters.append(dict(event.command.get("filter", {})))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def test_keyed_inserts_and_replays_read_only_by_id(mongodb_uri: str) -> None:
+def test_keyed_inserts_and_replays_read_only_by_id(mongodb_uri: str, command_log: Any) -> None:
     # Before: find_one({"_idem.key": key}), which the embedded server answered by scanning
     # the collection (keyed POSTs slowed from 79/s to 6.7/s as it grew to 6,700 documents).
     async def main() -> None:
-        reads = Reads()
         client: AsyncMongoClient[Document] = AsyncMongoClient(
-            mongodb_uri, event_listeners=[reads], tz_aware=True
+            mongodb_uri, event_listeners=[command_log], tz_aware=True
         )
         try:
             store = Store(client[f"idem_{uuid.uuid4().hex[:10]}"], ("notes",))
             await store.ensure_indexes()
             notes = store["notes"]
-            reads.filters.clear()
+            command_log.clear()
             first = await notes.insert({"text": "a"}, "key-1")
             again = await notes.insert({"text": "a"}, "key-1")
             racing = await asyncio.gather(*(notes.insert({"text": "b"}, "key-2") for _ in range(5)))
@@ -51,8 +33,8 @@ def test_keyed_inserts_and_replays_read_only_by_id(mongodb_uri: str) -> None:
             assert first.id == idempotency.document_id("notes", "key-1")
             assert sum(result.created for result in racing) == 1
             assert len({result.id for result in racing}) == 1
-            assert reads.filters, "no lookup observed"
-            for query in reads.filters:
+            assert command_log.filters(), "no lookup observed"
+            for query in command_log.filters():
                 if set(query) == {"_seq"}:  # the batcher's head read: an index range
                     assert set(query["_seq"]) == {"$gt"}, f"head read by {query}"
                     continue

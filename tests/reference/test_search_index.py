@@ -18,7 +18,7 @@ from dualstore_reference.search import index as index_module
 from dualstore_reference.search.embedders import HashingEmbedder
 from dualstore_reference.search.index import META_FILE, VectorIndex
 from dualstore_reference.store import sequence
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 Collection = AsyncCollection[dict[str, Any]]
@@ -490,31 +490,12 @@ def test_unknown_space_is_rejected(tmp_path: Path) -> None:
         VectorIndex(None, HashingEmbedder(8), tmp_path, "manhattan")  # type: ignore[arg-type]
 
 
-class _Finds(monitoring.CommandListener):
-    """Counts find commands per collection."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            name = str(event.command["find"])
-            self.counts[name] = self.counts.get(name, 0) + 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def test_concurrent_searches_share_catch_up_runs_and_idle_ones_read_only_above_the_top(
-    mongodb_uri: str, tmp_path: Path
+    mongodb_uri: str, tmp_path: Path, command_log: Any
 ) -> None:
     async def main() -> None:
-        finds = _Finds()
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            mongodb_uri, event_listeners=[finds]
+            mongodb_uri, event_listeners=[command_log]
         )
         try:
             store = Store(client)
@@ -523,15 +504,15 @@ def test_concurrent_searches_share_catch_up_runs_and_idle_ones_read_only_above_t
                 await store.insert(f"heron {number}")
             index = new_index(store, tmp_path)
             await index.open()
-            finds.counts.clear()
+            command_log.clear()
             results = await asyncio.gather(*(index.search("heron", 3) for _ in range(20)))
             assert all(len(found) == 3 for found in results)
             # Nothing new: one empty read above the top per run, and the runs were shared.
-            assert 1 <= finds.counts[store.documents.name] <= 2
+            assert 1 <= command_log.counts("find")[store.documents.name] <= 2
             seq = await store.insert("heron newest")
-            finds.counts.clear()
+            command_log.clear()
             assert (await index.search("heron newest", 1))[0][0] == seq
-            assert finds.counts[store.documents.name] == 1  # one read above the top
+            assert command_log.counts("find")[store.documents.name] == 1  # one read above the top
         finally:
             await client.close()
 

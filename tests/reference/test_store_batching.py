@@ -13,7 +13,7 @@ from dualstore_reference.launcher import with_database
 from dualstore_reference.store import idempotency, sequence
 from dualstore_reference.store.batching import InsertBatcher
 from dualstore_reference.store.documents import CollectionStore
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 
@@ -79,33 +79,14 @@ def test_taken_and_fenced_numbers_are_retried_and_duplicates_released(mongodb_ur
     _run(scenario())
 
 
-class _Commands(monitoring.CommandListener):
-    """The commands sent to one collection (by name)."""
-
-    def __init__(self, collection: str) -> None:
-        self.collection = collection
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) == self.collection:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def test_an_insert_after_a_known_head_is_one_round_trip(mongodb_uri: str) -> None:
+def test_an_insert_after_a_known_head_is_one_round_trip(mongodb_uri: str, command_log: Any) -> None:
     """No counter: the number after this batcher's last write, or after the stream's
     published head when another worker wrote since, is taken by the insert itself."""
-    commands = _Commands("things")
 
     async def scenario() -> None:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             with_database(mongodb_uri, f"batch_{uuid.uuid4().hex[:8]}"),
-            event_listeners=[commands],
+            event_listeners=[command_log],
         )
         database = client.get_default_database()
         store = CollectionStore(database, "things")
@@ -113,15 +94,15 @@ def test_an_insert_after_a_known_head_is_one_round_trip(mongodb_uri: str) -> Non
         published = 0
         batcher = InsertBatcher(store.documents, known_head=lambda: published)
         assert await batcher.insert({"_id": "a", "text": "a"}) == 1  # head read: unknown
-        commands.names.clear()
+        command_log.clear()
         assert await batcher.insert({"_id": "b", "text": "b"}) == 2
-        assert commands.names == ["insert"]
+        assert command_log.names("things") == ["insert"]
         # Another worker wrote 3; this worker's stream published it (the hint says 3).
         await sequence.insert_sequenced(store.documents, {"_id": "other", "text": "o"})
         published = 3
-        commands.names.clear()
+        command_log.clear()
         assert await batcher.insert({"_id": "c", "text": "c"}) == 4
-        assert commands.names == ["insert"]
+        assert command_log.names("things") == ["insert"]
         counters = await database.list_collection_names()
         assert sequence.COUNTERS_COLLECTION not in counters  # no counter is kept
         await client.close()

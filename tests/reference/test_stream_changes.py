@@ -11,36 +11,20 @@ from dualstore_reference.store import sequence
 from dualstore_reference.stream.changes import ChangeFeed
 from dualstore_reference.stream.hub import Hub
 from dualstore_reference.stream.tailer import CollectionTailer
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 Document = dict[str, Any]
 
 
-class ChangeStreamOpens(monitoring.CommandListener):
-    """Counts the change streams opened (aggregate commands with a $changeStream stage)."""
-
-    def __init__(self) -> None:
-        self.opened: list[Any] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "aggregate":
-            stages = event.command.get("pipeline") or []
-            if stages and "$changeStream" in stages[0]:
-                self.opened.append(event.command.get("aggregate"))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def test_one_change_stream_feeds_every_collections_tailer(mongodb_uri: str) -> None:
+def test_one_change_stream_feeds_every_collections_tailer(
+    mongodb_uri: str, command_log: Any
+) -> None:
     names = ("alpha", "beta", "gamma")
-    opens = ChangeStreamOpens()
 
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, event_listeners=[opens])
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            mongodb_uri, event_listeners=[command_log]
+        )
         db = client[f"t_{uuid.uuid4().hex[:12]}"]
         hubs = {name: Hub(name) for name in names}
         # Slow polls: only the change feed can deliver within the test's wait.
@@ -81,17 +65,18 @@ def test_one_change_stream_feeds_every_collections_tailer(mongodb_uri: str) -> N
         assert got_gamma is None
         assert feed.changes == 2  # the unrelated collection's insert is filtered out
         assert tailers["alpha"].published_in_place + tailers["beta"].published_in_place == 2
-        assert len(opens.opened) == 1 and opens.opened[0] == 1  # one database-level stream
+        assert command_log.change_streams() == [1]  # one database-level stream
 
     asyncio.run(main())
 
 
-def test_without_change_streams_the_tailers_poll(mongodb_uri: str) -> None:
+def test_without_change_streams_the_tailers_poll(mongodb_uri: str, command_log: Any) -> None:
     """A feed with nothing to watch opens no stream, and leaves the tailers polling."""
-    opens = ChangeStreamOpens()
 
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, event_listeners=[opens])
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            mongodb_uri, event_listeners=[command_log]
+        )
         db = client[f"t_{uuid.uuid4().hex[:12]}"]
         hub = Hub("docs")
         tailer = CollectionTailer(db["docs"], hub,
@@ -111,6 +96,6 @@ def test_without_change_streams_the_tailers_poll(mongodb_uri: str) -> None:
             await client.close()
         assert got is not None and got[1]["_id"] == "p1"
         assert not tailer.change_stream_active and tailer.published_in_place == 0
-        assert opens.opened == []
+        assert command_log.change_streams() == []
 
     asyncio.run(main())

@@ -36,13 +36,6 @@ DUPLICATE_KEY = 11000
 log = logging.getLogger(__name__)
 
 
-def _seq_conflict(error: dict[str, Any]) -> bool:
-    pattern = error.get("keyPattern") or {}
-    if pattern:
-        return sequence.SEQ_FIELD in pattern
-    return sequence.SEQ_FIELD in str(error.get("errmsg", ""))
-
-
 def _succeed(future: asyncio.Future[int], seq: int) -> None:
     if not future.done():  # the caller may have been cancelled (client went away)
         future.set_result(seq)
@@ -142,7 +135,7 @@ class InsertBatcher:
             try:
                 await self.documents.insert_one({**batch[0][0], sequence.SEQ_FIELD: first})
             except DuplicateKeyError as error:
-                failed[0] = {**(error.details or {}), "errmsg": str(error)}
+                failed[0] = sequence.write_error_of(error)
         else:
             rows = [
                 {**document, sequence.SEQ_FIELD: first + i}
@@ -165,7 +158,7 @@ class InsertBatcher:
                 self.inserted += 1
                 self._committed(first + index, document)
                 _succeed(future, first + index)
-            elif _seq_conflict(write_error):  # another writer (or a fence) has this number
+            elif sequence.is_seq_conflict(write_error):  # another writer (or a fence) has it
                 taken.append((document, future))
             else:  # another unique key: give the number back, report the duplicate
                 with contextlib.suppress(Exception):

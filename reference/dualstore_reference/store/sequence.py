@@ -21,6 +21,7 @@ on a replica set, across any number of workers and instances.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -56,13 +57,19 @@ async def head(documents: AsyncCollection[Document], above: int = 0) -> int:
     return top
 
 
-def is_seq_conflict(error: DuplicateKeyError) -> bool:
-    """True when the duplicate key is ``_seq`` (the number was taken), not ``_id`` or another."""
-    details = error.details or {}
-    key_pattern = details.get("keyPattern") or {}
+def is_seq_conflict(write_error: Mapping[str, Any]) -> bool:
+    """True when a duplicate-key write error (``DuplicateKeyError.details``, or one entry of
+    a bulk write's ``writeErrors``) is on ``_seq`` (the number was taken), not another key."""
+    key_pattern = write_error.get("keyPattern") or {}
     if key_pattern:
         return SEQ_FIELD in key_pattern
-    return SEQ_FIELD in str(details.get("errmsg", error))
+    return SEQ_FIELD in str(write_error.get("errmsg", ""))
+
+
+def write_error_of(error: DuplicateKeyError) -> dict[str, Any]:
+    """The write error of a single insert's DuplicateKeyError (its message when the server
+    sent no details)."""
+    return {"errmsg": str(error), **(error.details or {})}
 
 
 async def fence(documents: AsyncCollection[Document], seq: int) -> bool:
@@ -98,7 +105,7 @@ async def insert_sequenced(
         try:
             await documents.insert_one({**document, SEQ_FIELD: above + 1})
         except DuplicateKeyError as error:
-            if is_seq_conflict(error):
+            if is_seq_conflict(write_error_of(error)):
                 above += 1
                 continue
             raise
@@ -106,8 +113,14 @@ async def insert_sequenced(
     raise RuntimeError(f"could not sequence a document after {max_attempts} attempts")
 
 
-async def adopt_unsequenced(documents: AsyncCollection[Document], batch: int = 500) -> int:
-    """Give a ``_seq`` to documents written without one (older producers). Returns how many."""
+async def adopt_unsequenced(
+    documents: AsyncCollection[Document], batch: int = 500, known_head: int = 0
+) -> int:
+    """Give a ``_seq`` to documents written without one (older producers). Returns how many.
+
+    ``known_head``: a number known to be stored (a tailer's watermark), so that the head
+    read, made once a legacy document is found, reads only the positions above it.
+    """
     adopted = 0
     above: int | None = None  # the head, read once the first legacy document is found
     # {_seq: null} (missing or null) can use an ordinary index on _seq; $exists: false
@@ -115,7 +128,7 @@ async def adopt_unsequenced(documents: AsyncCollection[Document], batch: int = 5
     cursor = documents.find({SEQ_FIELD: None}, {"_id": 1, "timestamp": 1}).limit(batch)
     async for found in cursor:
         while True:
-            above = await head(documents, above or 0)
+            above = await head(documents, known_head if above is None else above)
             try:
                 result = await documents.update_one(
                     {"_id": found["_id"], SEQ_FIELD: None},

@@ -163,7 +163,9 @@ class CollectionTailer:
         while not self._stopping:
             self._adopt_soon.clear()
             try:
-                if await sequence.adopt_unsequenced(self.documents):
+                if await sequence.adopt_unsequenced(
+                    self.documents, known_head=self.hub.watermark
+                ):
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
