@@ -14,48 +14,130 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from dualstore_reference.launcher import RunningReference
-from dualstore_reference.security.stream_slots import StreamSlots
+from dualstore_reference.security.stream_slots import OWNERS_COLLECTION, StreamSlots
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 Document = dict[str, Any]
 
 
-def test_leases_cap_release_renew_and_takeover(mongodb_uri: str) -> None:
+def test_leases_cap_release_renewal_and_takeover_from_a_dead_owner(mongodb_uri: str) -> None:
     async def main() -> None:
         client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
         try:
-            collection = client[f"slots_{uuid.uuid4().hex[:10]}"]["slots"]
+            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+            collection, owners = database["slots"], database[OWNERS_COLLECTION]
             worker_a = StreamSlots(collection, cap=3, lease_seconds=30)
             worker_b = StreamSlots(collection, cap=3, lease_seconds=30)
             held = [await worker_a.acquire("10.0.0.1"), await worker_b.acquire("10.0.0.1"),
                     await worker_a.acquire("10.0.0.1")]
             assert all(held) and len({s.slot_id for s in held if s}) == 3
             assert await worker_b.acquire("10.0.0.1") is None  # the cap counts all workers
+            assert worker_b.takeovers == 0  # a live owner's lease is never taken over
             assert await worker_b.acquire("10.0.0.2") is not None  # per IP
             assert held[1] is not None
             await worker_b.release(held[1])
             assert await worker_a.acquire("10.0.0.1") is not None
             assert await worker_a.count("10.0.0.1") == 3
 
-            # Renewal: one update extends every lease this worker holds, and only those.
-            before = {d["_id"]: d["expires_at"] async for d in collection.find({})}
+            # Renewal extends this worker's liveness record and writes no lease.
+            leases_before = [d async for d in collection.find({})]
+            record_before = await owners.find_one({"_id": worker_a.owner})
+            assert record_before is not None
             await asyncio.sleep(0.05)
             await worker_a.renew()
-            after = {d["_id"]: d["expires_at"] async for d in collection.find({})}
-            assert {k for k in after if after[k] > before[k]} == worker_a.held
+            record_after = await owners.find_one({"_id": worker_a.owner})
+            assert record_after is not None
+            assert record_after["expires_at"] > record_before["expires_at"]
+            assert [d async for d in collection.find({})] == leases_before
 
-            # A worker that died leaves leases that expire; they are taken over.
+            # A worker that died leaves leases whose owner's record expires: they are
+            # taken over, and then count for the new owner.
             past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-            await collection.update_many({"owner": worker_a.owner}, {"$set": {"expires_at": past}})
+            await owners.update_one({"_id": worker_a.owner}, {"$set": {"expires_at": past}})
+            assert await worker_b.count("10.0.0.1") == 0
             worker_c = StreamSlots(collection, cap=3)
             taken = [await worker_c.acquire("10.0.0.1") for _ in range(3)]
-            assert all(taken)
+            assert all(taken) and worker_c.takeovers == 3
             assert await worker_c.acquire("10.0.0.1") is None
             # The dead worker's late release must not free a lease someone else now holds.
             for slot_id in list(worker_a.held):
                 await collection.delete_one({"_id": slot_id, "owner": worker_a.owner})
             assert await worker_c.count("10.0.0.1") == 3
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_a_lease_without_a_liveness_record_is_taken_over(mongodb_uri: str) -> None:
+    # A lease left by an older build (it renewed the lease itself) or by an owner whose
+    # record is gone has no live owner: once every slot is held, it is the one taken.
+    async def main() -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
+        try:
+            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+            collection = database["slots"]
+            live = StreamSlots(collection, cap=2)
+            first = await live.acquire("10.0.0.9")
+            assert first is not None
+            orphaned = f"10.0.0.9#{1 - int(first.slot_id.rsplit('#', 1)[1])}"
+            future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            await collection.insert_one({"_id": orphaned, "owner": "old-build", "ip": "10.0.0.9",
+                                         "expires_at": future, "host": "h", "pid": 1})
+            newcomer = StreamSlots(collection, cap=2)
+            taken = await newcomer.acquire("10.0.0.9")
+            assert taken is not None and taken.slot_id == orphaned
+            stored = await collection.find_one({"_id": orphaned})
+            assert stored is not None and stored["owner"] == newcomer.owner
+            assert "expires_at" not in stored
+            assert await newcomer.acquire("10.0.0.9") is None  # first's owner is alive
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_a_worker_that_cannot_write_its_liveness_record_takes_no_slot(mongodb_uri: str) -> None:
+    # Fail closed: a lease stored for an owner without a record would look dead to every
+    # other worker, and be taken over while its stream is still open (cap exceeded).
+    async def main() -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
+        unreachable: AsyncMongoClient[Document] = AsyncMongoClient(
+            "mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200
+        )
+        try:
+            collection = client[f"slots_{uuid.uuid4().hex[:10]}"]["slots"]
+            worker = StreamSlots(collection, cap=3, owners=unreachable["x"][OWNERS_COLLECTION])
+            worker.operation_timeout = 1.0
+            with pytest.raises(PyMongoError):
+                await worker.acquire("10.0.0.4")
+            assert await collection.count_documents({}) == 0 and not worker.held
+        finally:
+            await unreachable.close()
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_renewal_is_one_write_however_many_leases(mongodb_uri: str, command_log: Any) -> None:
+    async def main() -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            mongodb_uri, event_listeners=[command_log]
+        )
+        try:
+            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+            worker = StreamSlots(database["slots"], cap=50)
+            for _ in range(40):
+                assert await worker.acquire("10.0.0.3") is not None
+            command_log.clear()
+            await worker.renew()
+            # One update of its liveness record, and one index count of its leases (that
+            # finds no orphan, so nothing is listed or deleted): 40 leases, 0 lease writes.
+            sent = [(name, target) for name, target, _ in command_log.commands]
+            assert sent == [("update", OWNERS_COLLECTION), ("aggregate", "slots")]
         finally:
             await client.close()
 
