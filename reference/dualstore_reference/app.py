@@ -63,6 +63,9 @@ class AppState:
     shutdown_hooks: list[Hook] = field(default_factory=list)
     """Run in reverse order at shutdown, before the database client closes."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    swept_elsewhere: set[str] = field(default_factory=set)
+    """Collections whose legacy documents a stream tailer adopts (its own sweep, woken by
+    the change feed): the maintenance loop leaves them alone."""
     proxies: tuple[Network, ...] = ()
     started: bool = False
     request_client: AsyncMongoClient[Document] | None = None
@@ -149,15 +152,17 @@ class AppState:
             self.metrics.index_size.labels(name).set(len(index))
 
     async def _maintain(self) -> None:
-        """Every few seconds adopt legacy documents and catch indexes up; save them now
-        and then (a lost snapshot only costs a catch-up from the database on start)."""
+        """Every few seconds adopt legacy documents (of collections no tailer sweeps) and
+        catch indexes up; save them now and then (a lost snapshot only costs a catch-up
+        from the database on start)."""
         last_save = time.monotonic()
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             save = time.monotonic() - last_save >= SAVE_SECONDS
             try:
                 for name, collection in self.store.collections.items():
-                    await collection.adopt_legacy()
+                    if name not in self.swept_elsewhere:
+                        await collection.adopt_legacy()
                     index = self.indexes.get(name)
                     if index is not None:
                         await index.catch_up()
@@ -279,6 +284,7 @@ def _stream_resource(state: AppState) -> object:
             batcher = state.store[name].batcher
             batcher.on_committed = tailer.committed
             batcher.known_head = tailer.published_head
+    state.swept_elsewhere.update(service.tailers)
     state.startup_hooks.append(service.start)
     state.shutdown_hooks.append(service.stop)
     return StreamResource(

@@ -5,6 +5,7 @@ and database outages, all against the real server (gunicorn workers, real Secant
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,37 @@ def test_legacy_documents_are_served_correctly(
     ).json()["id"]
     order = [item["id"] for item in client.get("/v1/session_messages/recent").json()["items"]]
     assert order.index("legacy-string") < order.index(new_id) < order.index("legacy-date")
+
+
+def test_a_legacy_document_written_while_running_is_adopted_once(
+    mongodb_uri: str,
+    start_reference: Callable[..., RunningReference],
+    validating_client: Callable[..., httpx.Client],
+    reference_headers: dict[str, str],
+) -> None:
+    """An older producer writes while the server runs: the stream tailers' sweep (the only
+    one for streamed collections) numbers it once and normalises its timestamp."""
+    uri = with_database(mongodb_uri, f"legacy_live_{uuid.uuid4().hex[:10]}")
+    server = start_reference(mongodb_uri=uri, workers=2)
+    client = validating_client(base_url=server.url, headers=reference_headers)
+    first = client.post("/v1/session_messages", json={"text": "before"}).json()["id"]
+    with MongoClient(uri) as sync:
+        documents = sync.get_default_database()["session_messages"]
+        documents.insert_one({"_id": "late-legacy", "text": "late", "timestamp": 1764064800123})
+        deadline = time.monotonic() + 15
+        stored = documents.find_one({"_id": "late-legacy"})
+        while (stored is None or "_seq" not in stored) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            stored = documents.find_one({"_id": "late-legacy"})
+        assert stored is not None and isinstance(stored.get("_seq"), int), stored
+        assert isinstance(stored["timestamp"], dt.datetime)
+        first_seq = documents.find_one({"_id": first})["_seq"]  # type: ignore[index]  # reason: the POST stored it
+        assert stored["_seq"] > first_seq
+        time.sleep(1.0)  # both workers' sweeps have run again: still one number, no copy
+        assert documents.count_documents({"text": "late"}) == 1
+        assert documents.find_one({"_id": "late-legacy"})["_seq"] == stored["_seq"]  # type: ignore[index]  # reason: found above
+    doc = client.get("/v1/session_messages/late-legacy").json()
+    assert doc["timestamp"] == "2025-11-25T10:00:00.123Z"
 
 
 def test_restart_keeps_documents_and_search_results(
