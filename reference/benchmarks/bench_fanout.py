@@ -311,16 +311,20 @@ async def run_cell(server: Server, subscribers: int, args: argparse.Namespace) -
 
 
 async def run_idle(server: Server, count: int, args: argparse.Namespace) -> dict[str, float]:
-    """Hold count idle streams; how many got every heartbeat on time, and RSS per stream."""
+    """Hold count idle streams; how many got every heartbeat on time, RSS per stream, and
+    the server's CPU (all its processes, the database included) to open and to hold them."""
     tally = Tally()
     await asyncio.sleep(1.0)
     rss_workers, rss_all = rss(server.workers()), rss(server.everything())
+    cpu_before = cpu(server.everything())
     opening = time.monotonic()
     streams = await open_subscribers(server.url, count, args.per_address, tally, timeout=300)
     opened = time.monotonic() - opening
+    cpu_opened = cpu(server.everything())
     held_from = time.monotonic()
     await asyncio.sleep(args.hold)
     now = time.monotonic()
+    cpu_held = cpu(server.everything())
     grown_workers = (rss(server.workers()) - rss_workers) / count
     grown_all = (rss(server.everything()) - rss_all) / count
     gaps: list[float] = []
@@ -342,6 +346,8 @@ async def run_idle(server: Server, count: int, args: argparse.Namespace) -> dict
         "gap_max": max(gaps, default=0.0),
         "rss_workers": grown_workers / 1024,
         "rss_all": grown_all / 1024,
+        "cpu_open_seconds": cpu_opened - cpu_before,
+        "cpu_held_percent": (cpu_held - cpu_opened) / (now - held_from) * 100,
     }
 
 
