@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,16 +19,25 @@ import pytest
 from dualstore_reference.launcher import RunningReference
 from dualstore_reference.security.stream_slots import OWNERS_COLLECTION, StreamSlots
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 Document = dict[str, Any]
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(uri: str, **options: Any) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A database of its own on the test server, through a client closed afterwards."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(uri, **options)
+    try:
+        yield client[f"slots_{uuid.uuid4().hex[:10]}"]
+    finally:
+        await client.close()
+
+
 def test_leases_cap_release_renewal_and_takeover_from_a_dead_owner(mongodb_uri: str) -> None:
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
-        try:
-            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+        async with fresh_database(mongodb_uri) as database:
             collection, owners = database["slots"], database[OWNERS_COLLECTION]
             worker_a = StreamSlots(collection, cap=3, lease_seconds=30)
             worker_b = StreamSlots(collection, cap=3, lease_seconds=30)
@@ -66,8 +76,6 @@ def test_leases_cap_release_renewal_and_takeover_from_a_dead_owner(mongodb_uri: 
             for slot_id in list(worker_a.held):
                 await collection.delete_one({"_id": slot_id, "owner": worker_a.owner})
             assert await worker_c.count("10.0.0.1") == 3
-        finally:
-            await client.close()
 
     asyncio.run(main())
 
@@ -76,9 +84,7 @@ def test_a_lease_without_a_liveness_record_is_taken_over(mongodb_uri: str) -> No
     # A lease left by an older build (it renewed the lease itself) or by an owner whose
     # record is gone has no live owner: once every slot is held, it is the one taken.
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
-        try:
-            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+        async with fresh_database(mongodb_uri) as database:
             collection = database["slots"]
             live = StreamSlots(collection, cap=2)
             first = await live.acquire("10.0.0.9")
@@ -94,8 +100,6 @@ def test_a_lease_without_a_liveness_record_is_taken_over(mongodb_uri: str) -> No
             assert stored is not None and stored["owner"] == newcomer.owner
             assert "expires_at" not in stored
             assert await newcomer.acquire("10.0.0.9") is None  # first's owner is alive
-        finally:
-            await client.close()
 
     asyncio.run(main())
 
@@ -104,31 +108,23 @@ def test_a_worker_that_cannot_write_its_liveness_record_takes_no_slot(mongodb_ur
     # Fail closed: a lease stored for an owner without a record would look dead to every
     # other worker, and be taken over while its stream is still open (cap exceeded).
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
-        unreachable: AsyncMongoClient[Document] = AsyncMongoClient(
+        unreachable = fresh_database(
             "mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200
         )
-        try:
-            collection = client[f"slots_{uuid.uuid4().hex[:10]}"]["slots"]
-            worker = StreamSlots(collection, cap=3, owners=unreachable["x"][OWNERS_COLLECTION])
+        async with fresh_database(mongodb_uri) as database, unreachable as elsewhere:
+            collection = database["slots"]
+            worker = StreamSlots(collection, cap=3, owners=elsewhere[OWNERS_COLLECTION])
             worker.operation_timeout = 1.0
             with pytest.raises(PyMongoError):
                 await worker.acquire("10.0.0.4")
             assert await collection.count_documents({}) == 0 and not worker.held
-        finally:
-            await unreachable.close()
-            await client.close()
 
     asyncio.run(main())
 
 
 def test_renewal_is_one_write_however_many_leases(mongodb_uri: str, command_log: Any) -> None:
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            mongodb_uri, event_listeners=[command_log]
-        )
-        try:
-            database = client[f"slots_{uuid.uuid4().hex[:10]}"]
+        async with fresh_database(mongodb_uri, event_listeners=[command_log]) as database:
             worker = StreamSlots(database["slots"], cap=50)
             for _ in range(40):
                 assert await worker.acquire("10.0.0.3") is not None
@@ -138,20 +134,17 @@ def test_renewal_is_one_write_however_many_leases(mongodb_uri: str, command_log:
             # finds no orphan, so nothing is listed or deleted): 40 leases, 0 lease writes.
             sent = [(name, target) for name, target, _ in command_log.commands]
             assert sent == [("update", OWNERS_COLLECTION), ("aggregate", "slots")]
-        finally:
-            await client.close()
 
     asyncio.run(main())
 
 
 def test_renewal_by_owner_deletes_orphans_and_is_indexed(mongodb_uri: str) -> None:
-    # Renewal matches leases by owner, so a lease of this owner that no stream holds (a
-    # release whose delete failed, an acquire that timed out after the server applied it)
-    # must not be kept alive by it: the renewal deletes such orphans.
+    # A lease of this owner that no stream holds (a release whose delete failed, an acquire
+    # that timed out after the server applied it) would live as long as its owner: the
+    # renewal counts the owner's leases and deletes such orphans.
     async def main() -> None:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
-        try:
-            collection = client[f"slots_{uuid.uuid4().hex[:10]}"]["slots"]
+        async with fresh_database(mongodb_uri) as database:
+            collection = database["slots"]
             worker = StreamSlots(collection, cap=3, lease_seconds=30, renew_seconds=3600)
             other = StreamSlots(collection, cap=3, lease_seconds=30)
             await worker.start()
@@ -170,8 +163,6 @@ def test_renewal_by_owner_deletes_orphans_and_is_indexed(mongodb_uri: str) -> No
                 assert await other.acquire("10.0.0.1") is not None  # the orphan's slot is free
             finally:
                 await worker.stop()
-        finally:
-            await client.close()
 
     asyncio.run(main())
 

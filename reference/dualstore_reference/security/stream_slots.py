@@ -32,14 +32,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import os
 import random
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,18 +122,21 @@ class StreamSlots:
         start = random.randrange(self.cap)
         for step in range(self.cap):
             slot_id = slot_ids[(start + step) % self.cap]
-            if await self._probe(slot_id, functools.partial(self._take, slot_id, ip)):
+            if await self._probe(slot_id, self._take(slot_id, ip)):
                 return Slot(slot_id, ip)
-        for slot_id, owner in sorted((await self._dead_holders(slot_ids)).items()):
-            if await self._probe(slot_id, functools.partial(self._take_over, slot_id, ip, owner)):
+        holders, alive = await self._holders(slot_ids)
+        for slot_id, owner in sorted(holders.items()):
+            if owner not in alive and await self._probe(
+                slot_id, self._take_over(slot_id, ip, owner)
+            ):
                 return Slot(slot_id, ip)
         return None
 
-    async def _probe(self, slot_id: str, attempt: Callable[[], Awaitable[bool]]) -> bool:
-        """Run one write that may take slot_id, marking it in flight (not an orphan)."""
+    async def _probe(self, slot_id: str, attempt: Coroutine[Any, Any, bool]) -> bool:
+        """Await one write that may take slot_id, marking it in flight (not an orphan)."""
         self._acquiring[slot_id] += 1
         try:
-            taken = await attempt()
+            taken = await attempt
         finally:
             self._acquiring -= Counter({slot_id: 1})
         if taken:
@@ -164,9 +166,10 @@ class StreamSlots:
             return True
         return False
 
-    async def _dead_holders(self, slot_ids: list[str]) -> dict[str, Any]:
-        """{slot id: owner} of the leases among slot_ids whose owner has no unexpired
-        liveness record (two reads, by ``_id``)."""
+    async def _holders(self, slot_ids: list[str]) -> tuple[dict[str, Any], set[Any]]:
+        """({slot id: owner} of the held slots among slot_ids, the owners among them that
+        are alive: this worker, and those with an unexpired liveness record); two reads,
+        by ``_id``."""
         holders = {
             lease["_id"]: lease.get("owner")
             async for lease in self.collection.find(
@@ -175,17 +178,13 @@ class StreamSlots:
         }
         others = sorted({str(owner) for owner in holders.values() if owner != self.owner})
         now = dt.datetime.now(dt.UTC)
-        live = {
+        alive = {
             record["_id"]
             async for record in self.owners.find(
                 {"_id": {"$in": others}, "expires_at": {"$gt": now}}, {"_id": 1}
             )
         }
-        return {
-            slot_id: owner
-            for slot_id, owner in holders.items()
-            if owner != self.owner and owner not in live
-        }
+        return holders, alive | {self.owner}
 
     async def _keep_alive(self) -> None:
         """Write this worker's liveness record when it has none, or when less than
@@ -227,9 +226,8 @@ class StreamSlots:
 
     async def count(self, ip: str) -> int:
         """How many leases of live owners ip holds (all workers)."""
-        slot_ids = self._slot_ids(ip)
-        held = await self.collection.count_documents({"_id": {"$in": slot_ids}})
-        return held - len(await self._dead_holders(slot_ids))
+        holders, alive = await self._holders(self._slot_ids(ip))
+        return sum(1 for owner in holders.values() if owner in alive)
 
     async def renew(self) -> None:
         """Extend this worker's liveness record (one update); then drop orphaned leases."""
