@@ -35,7 +35,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-from dualstore_reference.embedded import free_port
+from dualstore_reference.embedded import EmbeddedDatabase, free_port
 from dualstore_reference.launcher import RunningReference, start_reference
 
 COLLECTION = "bench"
@@ -212,8 +212,14 @@ def start_naive(heartbeat: float) -> Server:
     return Server("naive", url, lambda: [process.pid], lambda: [process.pid], stop)
 
 
-def start_ours(workers: int, heartbeat: float, folder: Path) -> Server:
-    """Start ``dualstore serve`` with the embedded database."""
+def start_ours(workers: int, heartbeat: float, folder: Path, journal: bool = True) -> Server:
+    """Start ``dualstore serve`` with the embedded database.
+
+    journal=False runs the same daemon as a separate process and gives the reference its URI
+    with ``journal=false``: inserts are acknowledged without waiting for the journal (the
+    reference honours a write concern in the URI). A measurement of what durability costs,
+    not a configuration the reference ships.
+    """
     env = {
         "COLLECTIONS": COLLECTION,
         "STREAM_CAP_PER_IP": "100",
@@ -222,12 +228,29 @@ def start_ours(workers: int, heartbeat: float, folder: Path) -> Server:
         "SSE_HEARTBEAT_SECONDS": str(heartbeat),
         "MAX_CONNECTIONS_PER_WORKER": "12000",  # 10,000 streams may land on one worker
     }
-    running: RunningReference = start_reference(
-        env=env, workers=workers, data_dir=Path(tempfile.mkdtemp(prefix="ref-", dir=folder))
-    )
+    data_dir = Path(tempfile.mkdtemp(prefix="ref-", dir=folder))
+    database: EmbeddedDatabase | None = None
+    if not journal:
+        database = EmbeddedDatabase(storage_path=str(data_dir / "db")).start()
+    try:
+        running: RunningReference = start_reference(
+            env=env, workers=workers, data_dir=data_dir,
+            mongodb_uri=None if database is None else database.uri + "&journal=false",
+        )  # fmt: skip
+    except BaseException:
+        if database is not None:
+            database.stop()
+        raise
     pid = running.process.pid if running.process is not None else 0
-    return Server(f"reference/{workers}w", running.url, lambda: running.pids()[1:],
-                  lambda: _tree(pid), running.close)
+    extra = [] if database is None or database.process is None else [database.process.pid]
+
+    def stop() -> None:
+        running.close()
+        if database is not None:
+            database.stop()
+
+    name = f"reference/{workers}w" + ("" if journal else " no journal")
+    return Server(name, running.url, lambda: running.pids()[1:], lambda: _tree(pid) + extra, stop)
 
 
 def rss(pids: list[int]) -> int:
@@ -386,35 +409,44 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
                 continue
             # Fresh servers per cell: RSS growth is only meaningful in a process that has
             # not held streams before (freed memory is reused, not returned).
-            ours = start_ours(workers, 15.0, folder)
-            naive = start_naive(15.0)
+            servers: dict[str, Server] = {}
             try:
+                servers["ours"] = start_ours(workers, 15.0, folder)
+                servers["naive"] = start_naive(15.0)
+                if args.journal_off:
+                    servers["no journal"] = start_ours(workers, 15.0, folder, journal=False)
                 warm = argparse.Namespace(**{**vars(args), "seconds": 1.0})
-                await run_cell(ours, 5, warm)
-                await run_cell(naive, 5, warm)
-                runs: dict[str, list[dict[str, float]]] = {"ours": [], "naive": []}
+                for server in servers.values():
+                    await run_cell(server, 5, warm)
+                runs: dict[str, list[dict[str, float]]] = {key: [] for key in servers}
+                order = list(servers.items())
                 for repeat in range(args.repeats):
-                    order = [("ours", ours), ("naive", naive)]
-                    for key, server in order if repeat % 2 == 0 else order[::-1]:
+                    # Rotate who goes first, so no server always runs on a fresher machine.
+                    shift = repeat % len(order)
+                    for key, server in order[shift:] + order[:shift]:
                         result = await run_cell(server, subscribers, args)
                         runs[key].append(result)
                         print(f"  {server.name:>14} {subscribers:>6} subs run {repeat + 1}: "
                               + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
                               flush=True)
-                mine, base = median_of(runs["ours"]), median_of(runs["naive"])
-                for key in ("rss_workers", "rss_all"):  # the first run's (fresh process)
-                    mine[key], base[key] = runs["ours"][0][key], runs["naive"][0][key]
+                medians = {key: median_of(results) for key, results in runs.items()}
+                for key, median in medians.items():  # the first run's (fresh process)
+                    for figure in ("rss_workers", "rss_all"):
+                        median[figure] = runs[key][0][figure]
+                base = medians["naive"]
                 label = f"{subscribers:,} subs, {workers} worker{'s' if workers > 1 else ''}"
-                rows.append(report_cell(label, mine, base))
+                rows.append(report_cell(label, medians["ours"], base))
+                if "no journal" in medians:
+                    rows.append(report_cell(label + ", no journal", medians["no journal"], base))
                 baseline_rows.append(
                     f"| {label} | {base['p50']:.0f} | {base['p99']:.0f} | {base['max']:.0f} | "
                     f"{base['posts']:.0f}/{base['asked']:.0f} | {base['rss_workers']:.1f} | "
                     f"{base['cpu_all']:.0f} |"
                 )
-                print(rows[-1], flush=True)
+                print("\n".join(rows[-len(medians) + 1:]), flush=True)
             finally:
-                ours.stop()
-                naive.stop()
+                for server in servers.values():
+                    server.stop()
     print()
     print("| cell | p50 ms | p99 ms | max ms | POSTs done/asked | RSS/stream KiB "
           "(workers / +db) | CPU us/delivery (workers / all) |")
@@ -455,6 +487,9 @@ def main() -> None:
                         help="streams opened at once (each open takes a lease in the database)")
     parser.add_argument("--idle-heartbeat", type=float, default=5.0)
     parser.add_argument("--hold", type=float, default=20.0)
+    parser.add_argument("--journal-off", action="store_true",
+                        help="add a reference whose inserts do not wait for the journal "
+                             "(what durability costs; not a shipped configuration)")
     parser.add_argument("--late", type=float, default=1.0,
                         help="a heartbeat gap over interval + this is late")
     args = parser.parse_args()
