@@ -11,8 +11,11 @@ by the subscriber), POSTs completed vs asked, RSS growth per open stream (server
 and with the database and master), and server CPU seconds per delivered event; each
 reference figure also as a ratio to the baseline's. ``--idle N`` holds N idle streams per
 server for ``--hold`` seconds with a short heartbeat and reports how many got every heartbeat
-on time. A benchmark, not a test: the numbers depend on the machine and its load.
-Run: ``python reference/benchmarks/bench_fanout.py [--large] [--idle 10000]``.
+on time. ``--journal-off`` adds a third server per cell, the reference with inserts that do
+not wait for the journal (what durability costs); ``--mongodb-uri URI`` runs the reference on
+that MongoDB instead of the embedded daemon (a database on its own cores or host). A
+benchmark, not a test: the numbers depend on the machine and its load.
+Run: ``python reference/benchmarks/bench_fanout.py [--large] [--idle 10000] [--journal-off]``.
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import psutil
 from dualstore_reference.embedded import EmbeddedDatabase, free_port
 from dualstore_reference.launcher import RunningReference, start_reference
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 COLLECTION = "bench"
 NAIVE = Path(__file__).with_name("naive_server.py")
@@ -212,13 +219,40 @@ def start_naive(heartbeat: float) -> Server:
     return Server("naive", url, lambda: [process.pid], lambda: [process.pid], stop)
 
 
-def start_ours(workers: int, heartbeat: float, folder: Path, journal: bool = True) -> Server:
-    """Start ``dualstore serve`` with the embedded database.
+def with_database(uri: str, name: str, journal: bool = True) -> str:
+    """uri pointed at database name (replacing any in it); with journal=false when not journal."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not journal:
+        query = [(key, value) for key, value in query if key.lower() != "journal"]
+        query.append(("journal", "false"))
+    return urlunsplit(parts._replace(path="/" + name, query=urlencode(query)))
 
-    journal=False runs the same daemon as a separate process and gives the reference its URI
-    with ``journal=false``: inserts are acknowledged without waiting for the journal (the
-    reference honours a write concern in the URI). A measurement of what durability costs,
-    not a configuration the reference ships.
+
+def mongodb_uri(text: str) -> str:
+    """An argparse type: a mongodb:// or mongodb+srv:// URI."""
+    if not text.startswith(("mongodb://", "mongodb+srv://")):
+        raise argparse.ArgumentTypeError(
+            f"not a MongoDB URI (mongodb:// or mongodb+srv://): {text!r}"
+        )
+    return text
+
+
+def start_ours(
+    workers: int,
+    heartbeat: float,
+    folder: Path,
+    journal: bool = True,
+    mongodb_uri: str | None = None,
+) -> Server:
+    """Start ``dualstore serve`` with the embedded database, or on mongodb_uri.
+
+    journal=False gives the reference a URI with ``journal=false`` (on the embedded daemon,
+    started here as a separate process): inserts are acknowledged without waiting for the
+    journal, as the reference honours a write concern in its URI. A measurement of what
+    durability costs, not a configuration the reference ships. With mongodb_uri the server
+    uses a fresh database there, dropped by ``stop``; that database's own RSS and CPU are not
+    counted (it is not a process of this machine's server tree).
     """
     env = {
         "COLLECTIONS": COLLECTION,
@@ -230,13 +264,15 @@ def start_ours(workers: int, heartbeat: float, folder: Path, journal: bool = Tru
     }
     data_dir = Path(tempfile.mkdtemp(prefix="ref-", dir=folder))
     database: EmbeddedDatabase | None = None
-    if not journal:
+    if mongodb_uri is None and not journal:
         database = EmbeddedDatabase(storage_path=str(data_dir / "db")).start()
+    base = mongodb_uri or (database.uri if database is not None else None)
+    fresh = f"dualstore_bench_{uuid.uuid4().hex[:12]}"
+    uri = None if base is None else with_database(base, fresh, journal)
     try:
         running: RunningReference = start_reference(
-            env=env, workers=workers, data_dir=data_dir,
-            mongodb_uri=None if database is None else database.uri + "&journal=false",
-        )  # fmt: skip
+            env=env, workers=workers, data_dir=data_dir, mongodb_uri=uri
+        )
     except BaseException:
         if database is not None:
             database.stop()
@@ -246,10 +282,19 @@ def start_ours(workers: int, heartbeat: float, folder: Path, journal: bool = Tru
 
     def stop() -> None:
         running.close()
+        if mongodb_uri is not None and uri is not None:
+            client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+            try:
+                client.drop_database(fresh)
+            except PyMongoError as error:
+                print(f"could not drop the benchmark database {fresh}: {error}", file=sys.stderr)
+            finally:
+                client.close()
         if database is not None:
             database.stop()
 
     name = f"reference/{workers}w" + ("" if journal else " no journal")
+    name += " external db" if mongodb_uri else ""
     return Server(name, running.url, lambda: running.pids()[1:], lambda: _tree(pid) + extra, stop)
 
 
@@ -411,10 +456,12 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
             # not held streams before (freed memory is reused, not returned).
             servers: dict[str, Server] = {}
             try:
-                servers["ours"] = start_ours(workers, 15.0, folder)
+                servers["ours"] = start_ours(workers, 15.0, folder, mongodb_uri=args.mongodb_uri)
                 servers["naive"] = start_naive(15.0)
                 if args.journal_off:
-                    servers["no journal"] = start_ours(workers, 15.0, folder, journal=False)
+                    servers["no journal"] = start_ours(
+                        workers, 15.0, folder, journal=False, mongodb_uri=args.mongodb_uri
+                    )
                 warm = argparse.Namespace(**{**vars(args), "seconds": 1.0})
                 for server in servers.values():
                     await run_cell(server, 5, warm)
@@ -457,7 +504,7 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
     print("|---|---|---|---|---|---|---|")
     print("\n".join(baseline_rows))
     if args.idle:
-        ours = start_ours(2, args.idle_heartbeat, folder)
+        ours = start_ours(2, args.idle_heartbeat, folder, mongodb_uri=args.mongodb_uri)
         naive = start_naive(args.idle_heartbeat)
         try:
             for server in (ours, naive):
@@ -490,6 +537,10 @@ def main() -> None:
     parser.add_argument("--journal-off", action="store_true",
                         help="add a reference whose inserts do not wait for the journal "
                              "(what durability costs; not a shipped configuration)")
+    parser.add_argument("--mongodb-uri", type=mongodb_uri,
+                        help="run the reference on this MongoDB (a fresh database per server, "
+                             "dropped after) instead of the embedded daemon; its RSS and CPU "
+                             "are then not counted")
     parser.add_argument("--late", type=float, default=1.0,
                         help="a heartbeat gap over interval + this is late")
     args = parser.parse_args()

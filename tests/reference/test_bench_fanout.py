@@ -11,6 +11,9 @@ from pathlib import Path
 from types import ModuleType
 
 import psutil
+import pytest
+from dualstore_reference.embedded import EmbeddedDatabase
+from pymongo import MongoClient
 
 BENCH = Path(__file__).resolve().parents[2] / "reference" / "benchmarks" / "bench_fanout.py"
 
@@ -61,3 +64,48 @@ def test_the_no_journal_reference_delivers_and_counts_its_database(tmp_path: Pat
     assert any("journal=false" in command for command in commands), commands
     assert result["asked"] == 10 and result["posts"] == 10
     assert result["missing"] == 0 and result["dropped"] == 0
+
+
+def test_with_database_names_the_database_and_can_turn_the_journal_off() -> None:
+    bench = load_bench()
+    uri = "mongodb://a:1,b:2/old?replicaSet=rs&journal=true"
+    assert bench.with_database(uri, "fresh") == "mongodb://a:1,b:2/fresh?replicaSet=rs&journal=true"
+    assert (
+        bench.with_database(uri, "fresh", journal=False)
+        == "mongodb://a:1,b:2/fresh?replicaSet=rs&journal=false"
+    )
+    assert bench.with_database("mongodb://h", "x") == "mongodb://h/x"
+
+
+def test_a_uri_that_is_not_mongodb_is_refused() -> None:
+    bench = load_bench()
+    assert bench.mongodb_uri("mongodb+srv://cluster/") == "mongodb+srv://cluster/"
+    with pytest.raises(argparse.ArgumentTypeError, match="not a MongoDB URI"):
+        bench.mongodb_uri("http://localhost:27017")
+
+
+def test_an_external_database_gets_a_fresh_database_dropped_after(tmp_path: Path) -> None:
+    """--mongodb-uri: the reference stores in a database of its own on that server, and the
+    benchmark drops it when the server stops; the external daemon is not counted."""
+    bench = load_bench()
+    external = EmbeddedDatabase().start()
+    client: MongoClient[dict[str, object]] = MongoClient(external.uri)
+    try:
+        server = bench.start_ours(1, 15.0, tmp_path, mongodb_uri=external.uri)
+        try:
+            counted = server.everything()
+            args = argparse.Namespace(rate=10.0, seconds=1.0, per_address=2)
+            result = asyncio.run(bench.run_cell(server, 3, args))
+            names = [n for n in client.list_database_names() if n.startswith("dualstore_bench_")]
+            stored = client[names[0]][bench.COLLECTION].count_documents({}) if names else 0
+        finally:
+            server.stop()
+        left = [n for n in client.list_database_names() if n.startswith("dualstore_bench_")]
+    finally:
+        client.close()
+        external.stop()
+    assert server.name == "reference/1w external db"
+    assert external.process is not None and external.process.pid not in counted
+    assert result["posts"] == 10 and result["missing"] == 0 and result["dropped"] == 0
+    assert len(names) == 1 and stored == 10
+    assert left == []
