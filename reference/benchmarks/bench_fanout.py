@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import psutil
 from dualstore_reference.embedded import EmbeddedDatabase, free_port
-from dualstore_reference.launcher import RunningReference, start_reference
+from dualstore_reference.launcher import RunningReference, start_reference, with_database
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -219,14 +219,12 @@ def start_naive(heartbeat: float) -> Server:
     return Server("naive", url, lambda: [process.pid], lambda: [process.pid], stop)
 
 
-def with_database(uri: str, name: str, journal: bool = True) -> str:
-    """uri pointed at database name (replacing any in it); with journal=false when not journal."""
+def without_journal(uri: str) -> str:
+    """uri with ``journal=false`` (replacing any journal option in it)."""
     parts = urlsplit(uri)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if not journal:
-        query = [(key, value) for key, value in query if key.lower() != "journal"]
-        query.append(("journal", "false"))
-    return urlunsplit(parts._replace(path="/" + name, query=urlencode(query)))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() != "journal"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("journal", "false")])))
 
 
 def mongodb_uri(text: str) -> str:
@@ -268,7 +266,9 @@ def start_ours(
         database = EmbeddedDatabase(storage_path=str(data_dir / "db")).start()
     base = mongodb_uri or (database.uri if database is not None else None)
     fresh = f"dualstore_bench_{uuid.uuid4().hex[:12]}"
-    uri = None if base is None else with_database(base, fresh, journal)
+    uri = None if base is None else with_database(base, fresh)
+    if uri is not None and not journal:
+        uri = without_journal(uri)
     try:
         running: RunningReference = start_reference(
             env=env, workers=workers, data_dir=data_dir, mongodb_uri=uri
@@ -282,8 +282,10 @@ def start_ours(
 
     def stop() -> None:
         running.close()
-        if mongodb_uri is not None and uri is not None:
-            client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+        if mongodb_uri is not None:
+            client: MongoClient[dict[str, object]] = MongoClient(
+                with_database(mongodb_uri, fresh), serverSelectionTimeoutMS=5000
+            )
             try:
                 client.drop_database(fresh)
             except PyMongoError as error:
@@ -482,15 +484,18 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
                         median[figure] = runs[key][0][figure]
                 base = medians["naive"]
                 label = f"{subscribers:,} subs, {workers} worker{'s' if workers > 1 else ''}"
-                rows.append(report_cell(label, medians["ours"], base))
+                cell_rows = [report_cell(label, medians["ours"], base)]
                 if "no journal" in medians:
-                    rows.append(report_cell(label + ", no journal", medians["no journal"], base))
+                    cell_rows.append(
+                        report_cell(label + ", no journal", medians["no journal"], base)
+                    )
+                rows += cell_rows
                 baseline_rows.append(
                     f"| {label} | {base['p50']:.0f} | {base['p99']:.0f} | {base['max']:.0f} | "
                     f"{base['posts']:.0f}/{base['asked']:.0f} | {base['rss_workers']:.1f} | "
                     f"{base['cpu_all']:.0f} |"
                 )
-                print("\n".join(rows[-len(medians) + 1:]), flush=True)
+                print("\n".join(cell_rows), flush=True)
             finally:
                 for server in servers.values():
                     server.stop()

@@ -66,12 +66,12 @@ def test_the_no_journal_reference_delivers_and_counts_its_database(tmp_path: Pat
     assert result["missing"] == 0 and result["dropped"] == 0
 
 
-def test_with_database_names_the_database_and_can_turn_the_journal_off() -> None:
+def test_without_journal_sets_journal_false_and_keeps_the_rest() -> None:
     bench = load_bench()
     uri = "mongodb://a:1,b:2/old?replicaSet=rs&journal=true"
     assert bench.with_database(uri, "fresh") == "mongodb://a:1,b:2/fresh?replicaSet=rs&journal=true"
     assert (
-        bench.with_database(uri, "fresh", journal=False)
+        bench.without_journal(bench.with_database(uri, "fresh"))
         == "mongodb://a:1,b:2/fresh?replicaSet=rs&journal=false"
     )
     assert bench.with_database("mongodb://h", "x") == "mongodb://h/x"

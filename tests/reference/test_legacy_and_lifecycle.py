@@ -88,10 +88,11 @@ def test_a_legacy_document_written_while_running_is_adopted_once(
         documents = sync.get_default_database()["session_messages"]
         documents.insert_one({"_id": "late-legacy", "text": "late", "timestamp": 1764064800123})
         deadline = time.monotonic() + 15
-        stored = documents.find_one({"_id": "late-legacy"})
-        while (stored is None or "_seq" not in stored) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while True:
             stored = documents.find_one({"_id": "late-legacy"})
+            if (stored is not None and "_seq" in stored) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         assert stored is not None and isinstance(stored.get("_seq"), int), stored
         assert isinstance(stored["timestamp"], dt.datetime)
         first_seq = documents.find_one({"_id": first})["_seq"]  # type: ignore[index]  # reason: the POST stored it
